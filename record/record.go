@@ -1,0 +1,102 @@
+// Package record is the vmpulse domain: the sample a monitored VM produces, its JSON
+// form (the contract shared by the agent, the load generator, the ingest routes, the
+// relay and the dashboard), and its validation. It depends on nothing but the
+// standard library.
+//
+// Units: every RAM figure is MiB, every percentage is 0..100, and hora is UTC in the
+// assignment's "2006-01-02 15:04:05" layout.
+package record
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// HoraLayout is the wire layout of Record.Hora (always UTC).
+const HoraLayout = "2006-01-02 15:04:05"
+
+// Record is one sample of one VM. Field names follow the assignment so that its JSON
+// files interoperate with other implementations.
+type Record struct {
+	// ID is unique per sample, set by the agent; it is the idempotency key of the
+	// ingest routes. Records from other implementations may omit it.
+	ID string `json:"id,omitempty"`
+	// VM names the machine the sample comes from.
+	VM string `json:"vm,omitempty"`
+
+	TotalRAM      int64   `json:"total_ram"`      // MiB
+	RAMLibre      int64   `json:"ram_libre"`      // MiB available (MemAvailable semantics)
+	UsoRAM        int64   `json:"uso_ram"`        // MiB = total_ram - ram_libre
+	PorcentajeRAM float64 `json:"porcentaje_ram"` // 0..100
+
+	PorcentajeCPUUso   float64 `json:"porcentaje_cpu_uso"`   // 0..100
+	PorcentajeCPULibre float64 `json:"porcentaje_cpu_libre"` // 0..100
+
+	ProcesosCorriendo int64 `json:"procesos_corriendo"`
+	TotalProcesos     int64 `json:"total_procesos"`
+	ProcesosDurmiendo int64 `json:"procesos_durmiendo"`
+	ProcesosZombie    int64 `json:"procesos_zombie"`
+	ProcesosParados   int64 `json:"procesos_parados"`
+
+	Hora Hora `json:"hora"`
+
+	// TopProcesos optionally lists the largest processes by resident memory.
+	TopProcesos []Process `json:"top_procesos,omitempty"`
+}
+
+// Process is one entry of Record.TopProcesos.
+type Process struct {
+	PID    int64  `json:"pid"`
+	Name   string `json:"name"`
+	State  string `json:"state"`   // one letter as in /proc/[pid]/stat: R S D I Z T t X
+	RSSMiB int64  `json:"rss_mib"` // resident set size, MiB
+}
+
+// Hora is a UTC timestamp with one-second resolution that marshals as
+// "2006-01-02 15:04:05". It also accepts RFC 3339 on input.
+type Hora struct{ time.Time }
+
+// NewHora truncates t to the second in UTC.
+func NewHora(t time.Time) Hora { return Hora{t.UTC().Truncate(time.Second)} }
+
+// String formats h in HoraLayout.
+func (h Hora) String() string { return h.UTC().Format(HoraLayout) }
+
+// MarshalJSON implements json.Marshaler.
+func (h Hora) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + h.String() + `"`), nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (h *Hora) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return &horaError{fmt.Sprintf("got %s, want a string like %q", b, HoraLayout)}
+	}
+	t, err := ParseHora(s)
+	if err != nil {
+		return &horaError{err.Error()}
+	}
+	*h = t
+	return nil
+}
+
+// ParseHora parses the assignment's layout (UTC) or RFC 3339.
+func ParseHora(s string) (Hora, error) {
+	s = strings.TrimSpace(s)
+	if t, err := time.Parse(HoraLayout, s); err == nil {
+		return NewHora(t), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return NewHora(t), nil
+	}
+	return Hora{}, fmt.Errorf("cannot parse %q: want %q (UTC) or RFC 3339", s, HoraLayout)
+}
+
+// horaError marks a decoding error as being about the hora field: encoding/json
+// returns errors from UnmarshalJSON without the field name.
+type horaError struct{ msg string }
+
+func (e *horaError) Error() string { return e.msg }
