@@ -13,16 +13,17 @@ func (r *Record) Normalize() {
 	r.UsoRAM = toMiB(r.UsoRAM, r.TotalRAM)
 }
 
-// toMiB converts v to MiB when it is larger than total and reads as KiB or bytes of a
-// figure that fits the total (the assignment's own example gives ram_libre in bytes
-// next to total_ram in MiB). Otherwise v is returned unchanged.
+// toMiB converts v to MiB when it is larger than total and reads as KiB or bytes of
+// a plausible share of the total (at least 1 %): the assignment's own example gives
+// ram_libre in bytes next to total_ram in MiB. A value only somewhat above the total
+// is left alone, so Validate rejects it instead of guessing.
 func toMiB(v, total int64) int64 {
 	if total <= 0 || v <= total {
 		return v
 	}
 	for _, div := range []int64{1 << 10, 1 << 20} {
-		if v/div <= total {
-			return v / div
+		if m := v / div; m <= total && m*100 >= total {
+			return m
 		}
 	}
 	return v

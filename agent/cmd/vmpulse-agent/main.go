@@ -1,0 +1,81 @@
+// Command vmpulse-agent samples this machine (CPU, RAM, processes) and serves the
+// latest sample on GET /sample, with /healthz and /metrics. It reads the vmpulse
+// kernel modules when they are loaded and /proc otherwise. With -count it prints
+// that many samples as JSON lines and exits (no server), for scripts and the
+// kernel module test.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/vmpulse/vmpulse/agent"
+	"github.com/vmpulse/vmpulse/internal/flagenv"
+	"github.com/vmpulse/vmpulse/internal/httpserve"
+	"github.com/vmpulse/vmpulse/record"
+)
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if err := run(os.Args[1:], log); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		log.Error("vmpulse-agent failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, log *slog.Logger) error {
+	host, _ := os.Hostname()
+	var (
+		addr, vm, src, procRoot, suffix string
+		interval                        time.Duration
+		count, top                      int
+	)
+	fs := flagenv.New("vmpulse-agent", "vmpulse-agent samples this machine and serves the latest sample as JSON.")
+	fs.String(&addr, "addr", "AGENT_ADDR", ":8090", "listen address")
+	fs.String(&vm, "vm", "VM_NAME", host, "name of this machine in every record")
+	fs.Duration(&interval, "interval", "SAMPLE_INTERVAL", time.Second, "time between samples (CPU % is computed over it)")
+	fs.String(&src, "source", "AGENT_SOURCE", agent.SourceAuto, "where samples come from: auto (kernel modules when loaded, else procfs), kmod or procfs")
+	fs.String(&procRoot, "proc", "PROC_ROOT", "/proc", "procfs mount point")
+	fs.String(&suffix, "kmod-suffix", "KMOD_SUFFIX", "", "suffix of the kernel modules' /proc names, e.g. _202201524 for /proc/procesos_so1_202201524")
+	fs.Int(&top, "top", "AGENT_TOP", 10, "how many of the largest processes by RSS each sample lists (0: none)")
+	fs.Int(&count, "count", "", 0, "print this many samples as JSON lines and exit instead of serving")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if interval < 10*time.Millisecond {
+		return fmt.Errorf("-interval %v: must be at least 10ms", interval)
+	}
+	if top < 0 || top > 32 {
+		return fmt.Errorf("-top %d: must be within 0..32", top)
+	}
+	s, err := agent.OpenSource(src, procRoot, suffix, top)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	sampler := agent.New(s, vm, interval, log)
+
+	if count > 0 {
+		enc := json.NewEncoder(os.Stdout)
+		return sampler.Samples(ctx, count, func(r record.Record) error { return enc.Encode(r) })
+	}
+
+	log.Info("vmpulse-agent starting", "source", s.Name(), "vm", vm, "interval", interval.String())
+	errc := make(chan error, 1)
+	go func() { errc <- sampler.Run(ctx) }()
+	srvErr := httpserve.Run(ctx, log, "agent", httpserve.New(addr, sampler.Handler()))
+	stop()
+	return errors.Join(srvErr, <-errc)
+}

@@ -1,0 +1,55 @@
+package procfs
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/vmpulse/vmpulse/agent/source"
+)
+
+// ReadCPU reads the aggregate "cpu" line of root/stat: cumulative times in USER_HZ
+// ticks summed over all CPUs.
+func ReadCPU(root string) (source.CPUTimes, error) {
+	path := filepath.Join(root, "stat")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return source.CPUTimes{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	c, err := ParseCPU(b)
+	if err != nil {
+		return c, fmt.Errorf("parse %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ParseCPU parses the first line of /proc/stat:
+// "cpu  user nice system idle iowait irq softirq steal guest guest_nice".
+// Kernels before 2.6.11 print fewer columns; missing ones count as zero. Guest time
+// is already included in user and nice, so it is not added again.
+func ParseCPU(b []byte) (source.CPUTimes, error) {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := bytes.Fields(sc.Bytes())
+		if len(f) == 0 || string(f[0]) != "cpu" {
+			continue
+		}
+		if len(f) < 5 {
+			return source.CPUTimes{}, fmt.Errorf("cpu line has %d columns, want at least 4 counters", len(f)-1)
+		}
+		var v [8]uint64
+		for i := 0; i < len(v) && i+1 < len(f); i++ {
+			n, err := strconv.ParseUint(string(f[i+1]), 10, 64)
+			if err != nil {
+				return source.CPUTimes{}, fmt.Errorf("cpu column %d: %w", i+1, err)
+			}
+			v[i] = n
+		}
+		return source.CPUTimes{User: v[0], Nice: v[1], System: v[2], Idle: v[3],
+			IOWait: v[4], IRQ: v[5], SoftIRQ: v[6], Steal: v[7]}, nil
+	}
+	return source.CPUTimes{}, fmt.Errorf("no aggregate cpu line")
+}
