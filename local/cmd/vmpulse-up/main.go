@@ -1,0 +1,143 @@
+// Command vmpulse-up runs the whole vmpulse pipeline on this machine: the agent
+// sampling it, a feeder sending every sample through a 50/50 split to both ingest
+// routes, MySQL, Pub/Sub, and the relay serving the live dashboard at
+// http://localhost:8080/. With no MYSQL_DSN or PUBSUB_EMULATOR_HOST it uses
+// embedded stand-ins (an in-memory MySQL-compatible server and the official
+// in-process Pub/Sub fake). Ctrl-C stops it cleanly.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/vmpulse/vmpulse/internal/flagenv"
+	"github.com/vmpulse/vmpulse/local"
+)
+
+func main() {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := run(os.Args[1:], log); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		log.Error("vmpulse-up failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, log *slog.Logger) error {
+	host, _ := os.Hostname()
+	var c local.Config
+	fs := flagenv.New("vmpulse-up", "vmpulse-up runs the whole vmpulse pipeline on this machine, with embedded stand-ins for MySQL and Pub/Sub unless real ones are configured.")
+	fs.String(&c.SplitAddr, "split-addr", "", "127.0.0.1:8000", "the 50/50 split (stand-in for the Gateway): POST /ingest")
+	fs.String(&c.Route1Addr, "route1-addr", "", "127.0.0.1:8001", "route1 (one transaction per request)")
+	fs.String(&c.Route2Addr, "route2-addr", "", "127.0.0.1:8002", "route2 (group commit)")
+	fs.String(&c.AgentAddr, "agent-addr", "", "127.0.0.1:8090", "the agent: GET /sample")
+	fs.String(&c.RelayAddr, "relay-addr", "", "127.0.0.1:8080", "the relay and the dashboard")
+	fs.String(&c.PubsubAddr, "pubsub-addr", "", "127.0.0.1:8085", "the embedded Pub/Sub fake (usable as PUBSUB_EMULATOR_HOST by other processes)")
+	fs.String(&c.MySQLAddr, "mysql-addr", "", "127.0.0.1:3307", "the embedded MySQL-compatible server (user root, no password)")
+	fs.String(&c.MySQLDSN, "mysql-dsn", "MYSQL_DSN", "", "use this MySQL instead of the embedded one, e.g. root@tcp(127.0.0.1:3306)/vmpulse")
+	fs.String(&c.PubsubEmulator, "pubsub-emulator", "PUBSUB_EMULATOR_HOST", "", "use this Pub/Sub emulator instead of the embedded fake")
+	fs.String(&c.Project, "project", "PUBSUB_PROJECT", "vmpulse-local", "Pub/Sub project")
+	fs.String(&c.Topic, "topic", "PUBSUB_TOPIC", "vmpulse-records", "Pub/Sub topic")
+	fs.String(&c.DBName, "db-name", "DB_NAME", "vmpulse", "database name")
+	fs.String(&c.VM, "vm", "VM_NAME", host, "name of this machine in its records")
+	fs.Duration(&c.AgentInterval, "agent-interval", "SAMPLE_INTERVAL", time.Second, "time between agent samples (10ms gives 100 records/s)")
+	fs.String(&c.AgentSource, "agent-source", "AGENT_SOURCE", "auto", "agent source: auto, kmod or procfs")
+	fs.String(&c.ProcRoot, "proc", "PROC_ROOT", "/proc", "procfs mount point")
+	fs.String(&c.KmodSuffix, "kmod-suffix", "KMOD_SUFFIX", "", "suffix of the kernel modules' /proc names")
+	fs.Bool(&c.Relay, "relay", "", true, "run the relay in this process (false: run vmpulse-relay separately against -pubsub-addr)")
+	fs.Bool(&c.Feed, "feed", "", true, "send every agent sample through the split (false: only external load reaches the routes)")
+	fs.String(&c.WebDir, "web-dir", "WEB_DIR", defaultWebDir(), "built dashboard served by the relay (empty: none)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if c.AgentInterval < 10*time.Millisecond {
+		return fmt.Errorf("-agent-interval %v: must be at least 10ms", c.AgentInterval)
+	}
+	if c.WebDir != "" {
+		if _, err := os.Stat(filepath.Join(c.WebDir, "index.html")); err != nil {
+			log.Warn("no dashboard build found; serving /ws only (build it with `make web`)", "web-dir", c.WebDir)
+			c.WebDir = ""
+		}
+	}
+	c.Log = log
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	st, err := local.Start(ctx, c)
+	if err != nil {
+		return err
+	}
+	printWhere(c, st.Addrs)
+	go progress(ctx, st, log)
+	return st.Wait(ctx)
+}
+
+func defaultWebDir() string {
+	for _, d := range []string{"frontend/dist", "../frontend/dist"} {
+		if _, err := os.Stat(filepath.Join(d, "index.html")); err == nil {
+			return d
+		}
+	}
+	return "frontend/dist"
+}
+
+func printWhere(c local.Config, a local.Addrs) {
+	db := "embedded MySQL-compatible server at " + a.MySQL + " (in memory)"
+	if c.MySQLDSN != "" {
+		db = "MySQL from MYSQL_DSN"
+	}
+	ps := "embedded Pub/Sub fake at " + a.Pubsub + " (PUBSUB_EMULATOR_HOST=" + a.Pubsub + ")"
+	if c.PubsubEmulator != "" {
+		ps = "Pub/Sub emulator at " + a.Pubsub
+	}
+	fmt.Printf(`
+vmpulse is running on this machine:
+
+  dashboard   http://%s/        (live CPU, RAM, processes, route race)
+  relay       ws://%s/ws
+  agent       http://%s/sample   sampling every %v
+  split 50/50 http://%s/ingest   → route1 http://%s  route2 http://%s
+  MySQL       %s
+  Pub/Sub     %s, topic %s
+
+Feeder: %v. Drive the assignment's load phases with `+"`make load`"+`. Ctrl-C stops everything.
+
+`, orNone(a.Relay), orNone(a.Relay), a.Agent, c.AgentInterval, a.Split, a.Route1, a.Route2, db, ps, c.Topic, c.Feed)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(not running: -relay=false)"
+	}
+	return s
+}
+
+func progress(ctx context.Context, st *local.Stack, log *slog.Logger) {
+	t := time.NewTicker(15 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			sent := st.Sent()
+			attrs := []any{"route1", sent["route1"], "route2", sent["route2"]}
+			if f := st.Feeder(); f != nil {
+				attrs = append(attrs, "fed", f.Sent())
+			}
+			if r := st.Relay(); r != nil {
+				attrs = append(attrs, "dashboards", r.Hub().Clients())
+			}
+			log.Info("progress: requests through the split", attrs...)
+		}
+	}
+}

@@ -1,0 +1,334 @@
+// Package local runs the whole vmpulse pipeline on one machine for people without
+// a Google Cloud account: the agent sampling this machine, a feeder sending its
+// samples through a 50/50 split (standing in for the GKE Gateway) to both ingest
+// routes, MySQL, Pub/Sub, and the relay serving the dashboard. When MYSQL_DSN or
+// PUBSUB_EMULATOR_HOST are not given, embedded stand-ins are used: an in-memory
+// MySQL-compatible server and the official in-process Pub/Sub fake. The routes and
+// the relay run the same code as in production.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	gps "cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"google.golang.org/api/iterator"
+
+	"github.com/vmpulse/vmpulse/agent"
+	"github.com/vmpulse/vmpulse/functions/ingest"
+	"github.com/vmpulse/vmpulse/functions/mysql"
+	"github.com/vmpulse/vmpulse/functions/pubsub"
+	"github.com/vmpulse/vmpulse/functions/relay"
+	"github.com/vmpulse/vmpulse/functions/split"
+	"github.com/vmpulse/vmpulse/internal/httpserve"
+)
+
+// Config says what to run where. Addresses may use port 0 (tests).
+type Config struct {
+	SplitAddr, Route1Addr, Route2Addr, AgentAddr, RelayAddr string
+	// PubsubAddr and MySQLAddr are where the embedded stand-ins listen.
+	PubsubAddr, MySQLAddr string
+	// MySQLDSN and PubsubEmulator select real services instead of the stand-ins.
+	MySQLDSN, PubsubEmulator string
+	Project, Topic, DBName   string
+
+	VM            string
+	AgentInterval time.Duration
+	AgentSource   string // auto, kmod or procfs
+	ProcRoot      string
+	KmodSuffix    string
+
+	Relay  bool   // run the relay in-process
+	WebDir string // dashboard files served by the relay ("" for none)
+	Feed   bool   // send every agent sample through the split
+
+	Log *slog.Logger
+}
+
+// Addrs are the addresses the stack listens on.
+type Addrs struct {
+	Split, Route1, Route2, Agent, Relay, Pubsub, MySQL string
+	MySQLDSN                                           string
+}
+
+// Stack is a running local pipeline.
+type Stack struct {
+	cfg   Config
+	Addrs Addrs
+	log   *slog.Logger
+
+	cancel  context.CancelFunc
+	servers []*namedServer // shut down in this order
+	closers []func() error // then these, in this order
+	errc    chan error
+	feeder  *Feeder
+	proxy   *split.Proxy
+	stores  []*mysql.Store
+	relay   *relay.Service
+	once    sync.Once
+	stopErr error
+}
+
+type namedServer struct {
+	name string
+	srv  *http.Server
+	done chan error
+}
+
+// listen opens addr or explains what to do when the port is taken.
+func listen(name, addr, flag string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: cannot listen on %s (is another vmpulse stack running? choose another port with %s): %w", name, addr, flag, err)
+	}
+	return ln, nil
+}
+
+// Start brings the stack up; everything is listening when it returns.
+func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &Stack{cfg: cfg, log: cfg.Log, cancel: cancel, errc: make(chan error, 16)}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	log := cfg.Log
+
+	// MySQL: the configured server or the embedded one.
+	dsn := cfg.MySQLDSN
+	if dsn == "" {
+		ln, err := listen("embedded MySQL", cfg.MySQLAddr, "-mysql-addr")
+		if err != nil {
+			return s, err
+		}
+		db, err := startMySQL(ln, cfg.DBName)
+		if err != nil {
+			ln.Close()
+			return s, err
+		}
+		s.closers = append(s.closers, db.Close)
+		s.Addrs.MySQL = db.addr
+		dsn = db.DSN(cfg.DBName)
+	}
+	s.Addrs.MySQLDSN = dsn
+
+	// Pub/Sub: the configured emulator or the in-process fake.
+	emu := cfg.PubsubEmulator
+	var fake *embeddedPubSub
+	if emu == "" {
+		// pstest listens by itself; check the port first for a clear error.
+		ln, err := listen("embedded Pub/Sub", cfg.PubsubAddr, "-pubsub-addr")
+		if err != nil {
+			return s, err
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		fake = startPubSub(addr)
+		s.closers = append(s.closers, fake.Close)
+		emu = fake.Addr()
+	}
+	s.Addrs.Pubsub = emu
+	client, err := pubsub.Connect(ctx, cfg.Project, emu)
+	if err != nil {
+		return s, err
+	}
+	s.closers = append([]func() error{client.Close}, s.closers...)
+	if err := pubsub.EnsureTopic(ctx, client, cfg.Topic, true); err != nil {
+		return s, err
+	}
+	if fake != nil {
+		topic := pubsub.TopicName(cfg.Project, cfg.Topic)
+		go fake.janitor(ctx, 10*time.Second, 20000, func() (int, error) { return countSubs(ctx, client, topic) }, log)
+	}
+
+	// Agent.
+	src, err := agent.OpenSource(cfg.AgentSource, cfg.ProcRoot, cfg.KmodSuffix, 10)
+	if err != nil {
+		return s, err
+	}
+	sampler := agent.New(src, cfg.VM, cfg.AgentInterval, log.With("component", "agent"))
+	agentLn, err := listen("agent", cfg.AgentAddr, "-agent-addr")
+	if err != nil {
+		return s, err
+	}
+	go func() {
+		if err := sampler.Run(ctx); err != nil {
+			s.errc <- fmt.Errorf("agent: %w", err)
+		}
+	}()
+
+	// Routes: one store and publisher each, as two Deployments would have.
+	routeAddr := map[string]string{ingest.Route1: cfg.Route1Addr, ingest.Route2: cfg.Route2Addr}
+	routeLn := map[string]net.Listener{}
+	var routeSrv []*namedServer
+	for _, route := range []string{ingest.Route1, ingest.Route2} {
+		rlog := log.With("component", route)
+		store, err := mysql.Open(ctx, mysql.Config{DSN: dsn, Database: cfg.DBName, Wait: 10 * time.Second}, rlog)
+		if err != nil {
+			return s, fmt.Errorf("%s: %w", route, err)
+		}
+		s.stores = append(s.stores, store)
+		pub := pubsub.NewPublisher(client, cfg.Topic, rlog)
+		srv, err := ingest.NewServer(ingest.Config{Route: route, Store: store, Pub: pub, Log: rlog,
+			Checks: map[string]func(context.Context) error{
+				"mysql":  store.Ping,
+				"pubsub": func(ctx context.Context) error { return pubsub.EnsureTopic(ctx, client, cfg.Topic, false) },
+			}})
+		if err != nil {
+			return s, err
+		}
+		pub.OnResult = srv.PublishResult
+		// Closed after the HTTP servers: finish commits, then publications, then the DB.
+		s.closers = append([]func() error{
+			func() error { srv.Close(); pub.Stop(); return store.Close() },
+		}, s.closers...)
+		ln, err := listen(route, routeAddr[route], "-"+route+"-addr")
+		if err != nil {
+			return s, err
+		}
+		routeLn[route] = ln
+		routeSrv = append(routeSrv, &namedServer{name: route, srv: httpserve.New(ln.Addr().String(), srv.Handler())})
+	}
+	s.Addrs.Route1 = routeLn[ingest.Route1].Addr().String()
+	s.Addrs.Route2 = routeLn[ingest.Route2].Addr().String()
+
+	// The split standing in for the Gateway's weighted HTTPRoute.
+	backends, err := split.ParseBackends("route1=http://" + s.Addrs.Route1 + "=50,route2=http://" + s.Addrs.Route2 + "=50")
+	if err != nil {
+		return s, err
+	}
+	if s.proxy, err = split.New(backends, log.With("component", "split")); err != nil {
+		return s, err
+	}
+	splitLn, err := listen("split", cfg.SplitAddr, "-split-addr")
+	if err != nil {
+		return s, err
+	}
+	s.Addrs.Split = splitLn.Addr().String()
+	s.Addrs.Agent = agentLn.Addr().String()
+
+	// Relay.
+	var relayLn net.Listener
+	if cfg.Relay {
+		if relayLn, err = listen("relay", cfg.RelayAddr, "-relay-addr"); err != nil {
+			return s, err
+		}
+		s.Addrs.Relay = relayLn.Addr().String()
+		s.relay, err = relay.Start(ctx, relay.Config{
+			Client: client, Topic: cfg.Topic, SubscriptionID: "vmpulse-relay-local-" + strconv.Itoa(os.Getpid()),
+			History: 900, ClientQueue: 4096, WebDir: cfg.WebDir, Log: log.With("component", "relay"),
+			WS: relay.Options{Log: log.With("component", "relay")},
+		})
+		if err != nil {
+			relayLn.Close()
+			return s, err
+		}
+		s.closers = append([]func() error{s.relay.Close}, s.closers...)
+	}
+
+	// Serve. Shutdown order: split first (no new work), then routes, relay, agent.
+	splitSrv := &namedServer{name: "split", srv: httpserve.New(s.Addrs.Split, s.proxy)}
+	s.serve(ctx, splitSrv, splitLn)
+	for _, ns := range routeSrv {
+		s.serve(ctx, ns, routeLn[ns.name])
+	}
+	if relayLn != nil {
+		rs := httpserve.New(s.Addrs.Relay, s.relay.Handler())
+		rs.WriteTimeout = 0
+		s.serve(ctx, &namedServer{name: "relay", srv: rs}, relayLn)
+	}
+	s.serve(ctx, &namedServer{name: "agent", srv: httpserve.New(s.Addrs.Agent, sampler.Handler())}, agentLn)
+
+	if cfg.Feed {
+		s.feeder = NewFeeder("http://"+s.Addrs.Agent, "http://"+s.Addrs.Split, cfg.AgentInterval, log.With("component", "feeder"))
+		go s.feeder.Run(ctx)
+	}
+	return s, nil
+}
+
+func (s *Stack) serve(ctx context.Context, ns *namedServer, ln net.Listener) {
+	ns.done = make(chan error, 1)
+	s.servers = append(s.servers, ns)
+	go func() {
+		err := ns.srv.Serve(ln)
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.errc <- fmt.Errorf("%s: %w", ns.name, err)
+		}
+		ns.done <- nil
+	}()
+}
+
+// countSubs counts the topic's subscriptions.
+func countSubs(ctx context.Context, c *gps.Client, topic string) (int, error) {
+	it := c.TopicAdminClient.ListTopicSubscriptions(ctx, &pubsubpb.ListTopicSubscriptionsRequest{Topic: topic})
+	n := 0
+	for {
+		_, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			return n, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		n++
+	}
+}
+
+// Wait blocks until ctx ends or a component fails, then stops the stack.
+func (s *Stack) Wait(ctx context.Context) error {
+	var err error
+	var relayDone <-chan error
+	if s.relay != nil {
+		relayDone = s.relay.Done()
+	}
+	select {
+	case <-ctx.Done():
+	case err = <-s.errc:
+	case err = <-relayDone:
+	}
+	return errors.Join(err, s.Close())
+}
+
+// Sent reports how many requests the split sent to each route.
+func (s *Stack) Sent() map[string]int64 { return s.proxy.Sent() }
+
+// Feeder returns the built-in feeder (nil when Feed is off).
+func (s *Stack) Feeder() *Feeder { return s.feeder }
+
+// Relay returns the in-process relay (nil when Relay is off).
+func (s *Stack) Relay() *relay.Service { return s.relay }
+
+// Close stops everything in order: the feeder, the split, the routes (their
+// accepted requests still commit and publish), the relay, the agent, then Pub/Sub
+// and MySQL.
+func (s *Stack) Close() error {
+	s.once.Do(func() {
+		s.cancel()
+		var errs []error
+		for _, ns := range s.servers {
+			ctx, cancel := context.WithTimeout(context.Background(), httpserve.ShutdownGrace)
+			if err := ns.srv.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("%s: shutdown: %w", ns.name, err))
+			}
+			cancel()
+			<-ns.done
+		}
+		for _, c := range s.closers {
+			if err := c(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		s.stopErr = errors.Join(errs...)
+	})
+	return s.stopErr
+}
