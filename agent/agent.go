@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -50,11 +51,44 @@ func OpenSource(mode, procRoot, suffix string, topN int) (source.Source, error) 
 	return nil, fmt.Errorf("source %q: want auto, kmod or procfs", mode)
 }
 
+// Options configure a Sampler.
+type Options struct {
+	// VM names the machine in every record; it must be a valid record vm (see
+	// VMName for turning a hostname into one).
+	VM       string
+	Interval time.Duration
+	// Top bounds the top processes listed per record (0: none).
+	Top int
+	Log *slog.Logger
+}
+
+// VMName turns a hostname into a valid record vm: characters outside letters,
+// digits and - _ . : become "-", it is cut to record.MaxVMLen, and an empty or
+// unset hostname ("(none)" in a bare initramfs) becomes "vm".
+func VMName(host string) string {
+	b := []byte(host)
+	for i, c := range b {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':'
+		if !ok {
+			b[i] = '-'
+		}
+	}
+	name := strings.Trim(string(b), "-")
+	if len(name) > record.MaxVMLen {
+		name = name[:record.MaxVMLen]
+	}
+	if name == "" || name == "none" {
+		return "vm"
+	}
+	return name
+}
+
 // Sampler turns readings of a Source into records.
 type Sampler struct {
 	src      source.Source
 	vm       string
 	interval time.Duration
+	top      int
 	log      *slog.Logger
 	ids      record.IDSource
 
@@ -77,9 +111,9 @@ type snapshot struct {
 	at   time.Time
 }
 
-// New returns a Sampler for vm reading src every interval.
-func New(src source.Source, vm string, interval time.Duration, log *slog.Logger) *Sampler {
-	s := &Sampler{src: src, vm: vm, interval: interval, log: log, reg: metrics.NewRegistry()}
+// New returns a Sampler reading src.
+func New(src source.Source, o Options) *Sampler {
+	s := &Sampler{src: src, vm: o.VM, interval: o.Interval, top: o.Top, log: o.Log, reg: metrics.NewRegistry()}
 	s.samples = s.reg.NewCounter("vmpulse_agent_samples_total", "Samples taken.").With()
 	s.errors = s.reg.NewCounter("vmpulse_agent_sample_errors_total", "Readings of the source that failed.").With()
 	s.readSecs = s.reg.NewHistogram("vmpulse_agent_read_seconds", "Time to read the source once.",
@@ -206,6 +240,10 @@ func (s *Sampler) build(prev, cur source.Reading, now time.Time) record.Record {
 	cpu = round2(cpu)
 	total, avail := cur.Mem.TotalMiB, cur.Mem.AvailableMiB
 	used := total - avail
+	top := cur.Top
+	if len(top) > s.top {
+		top = top[:s.top]
+	}
 	var ramPct float64
 	if total > 0 {
 		ramPct = round2(100 * float64(used) / float64(total))
@@ -225,7 +263,7 @@ func (s *Sampler) build(prev, cur source.Reading, now time.Time) record.Record {
 		ProcesosZombie:     cur.Procs.Zombie,
 		ProcesosParados:    cur.Procs.Stopped,
 		Hora:               record.NewHora(now),
-		TopProcesos:        cur.Top,
+		TopProcesos:        top,
 	}
 }
 

@@ -51,7 +51,7 @@ func TestOpenSource(t *testing.T) {
 func TestSamplesFromFixture(t *testing.T) {
 	root := fakeProc(t)
 	src, _ := OpenSource(SourceProcfs, root, "", 2)
-	s := New(src, "vm-test", 20*time.Millisecond, slog.New(slog.DiscardHandler))
+	s := New(src, Options{VM: "vm-test", Interval: 20 * time.Millisecond, Top: 2, Log: slog.New(slog.DiscardHandler)})
 	var got []record.Record
 	err := s.Samples(context.Background(), 2, func(r record.Record) error {
 		got = append(got, r)
@@ -80,7 +80,7 @@ func TestSamplesFromFixture(t *testing.T) {
 func TestBuildCPUPercent(t *testing.T) {
 	root := fakeProc(t)
 	src, _ := OpenSource(SourceProcfs, root, "", 0)
-	s := New(src, "v", time.Second, slog.New(slog.DiscardHandler))
+	s := New(src, Options{VM: "v", Interval: time.Second, Top: 2, Log: slog.New(slog.DiscardHandler)})
 	a, _ := src.Read(context.Background())
 	os.WriteFile(filepath.Join(root, "stat"), []byte("cpu  10132178 290696 3084744 46828523 16683 0 25195 10 0 0\n"), 0o644)
 	b, _ := src.Read(context.Background())
@@ -94,7 +94,7 @@ func TestBuildCPUPercent(t *testing.T) {
 func TestHTTP(t *testing.T) {
 	root := fakeProc(t)
 	src, _ := OpenSource(SourceProcfs, root, "", 0)
-	s := New(src, "vm-http", 20*time.Millisecond, slog.New(slog.DiscardHandler))
+	s := New(src, Options{VM: "vm-http", Interval: 20 * time.Millisecond, Top: 2, Log: slog.New(slog.DiscardHandler)})
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
 
@@ -186,5 +186,16 @@ func TestAgentBinaryCountMode(t *testing.T) {
 	msg, err := exec.Command(bin, "-interval", "1ms").CombinedOutput()
 	if err == nil || !strings.Contains(string(msg), "-interval") {
 		t.Fatalf("bad interval: %v %s", err, msg)
+	}
+}
+
+func TestVMName(t *testing.T) {
+	for in, want := range map[string]string{
+		"web-1": "web-1", "(none)": "vm", "": "vm", "my host!": "my-host", "ünï": "n",
+		strings.Repeat("x", 80): strings.Repeat("x", 64),
+	} {
+		if got := VMName(in); got != want {
+			t.Errorf("VMName(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

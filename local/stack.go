@@ -156,7 +156,7 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 	if err != nil {
 		return s, err
 	}
-	sampler := agent.New(src, cfg.VM, cfg.AgentInterval, log.With("component", "agent"))
+	sampler := agent.New(src, agent.Options{VM: agent.VMName(cfg.VM), Interval: cfg.AgentInterval, Top: 10, Log: log.With("component", "agent")})
 	agentLn, err := listen("agent", cfg.AgentAddr, "-agent-addr")
 	if err != nil {
 		return s, err

@@ -34,8 +34,8 @@ func (r *Registry) add(f family) {
 	r.mu.Unlock()
 }
 
-// WriteTo writes every family in the text exposition format.
-func (r *Registry) WriteTo(w io.Writer) {
+// Write writes every family in the text exposition format.
+func (r *Registry) Write(w io.Writer) {
 	r.mu.Lock()
 	fs := append([]family(nil), r.families...)
 	r.mu.Unlock()
@@ -48,7 +48,7 @@ func (r *Registry) WriteTo(w io.Writer) {
 func (r *Registry) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		r.WriteTo(w)
+		r.Write(w)
 	})
 }
 

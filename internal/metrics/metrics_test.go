@@ -18,7 +18,7 @@ func TestExposition(t *testing.T) {
 		h.With("a\"b").Observe(v)
 	}
 	var b strings.Builder
-	r.WriteTo(&b)
+	r.Write(&b)
 	want := `# HELP reqs_total Requests.
 # TYPE reqs_total counter
 reqs_total{route="route1",code="201"} 3

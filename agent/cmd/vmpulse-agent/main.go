@@ -43,7 +43,7 @@ func run(args []string, log *slog.Logger) error {
 	)
 	fs := flagenv.New("vmpulse-agent", "vmpulse-agent samples this machine and serves the latest sample as JSON.")
 	fs.String(&addr, "addr", "AGENT_ADDR", ":8090", "listen address")
-	fs.String(&vm, "vm", "VM_NAME", host, "name of this machine in every record")
+	fs.String(&vm, "vm", "VM_NAME", agent.VMName(host), "name of this machine in every record (letters, digits, - _ . :)")
 	fs.Duration(&interval, "interval", "SAMPLE_INTERVAL", time.Second, "time between samples (CPU % is computed over it)")
 	fs.String(&src, "source", "AGENT_SOURCE", agent.SourceAuto, "where samples come from: auto (kernel modules when loaded, else procfs), kmod or procfs")
 	fs.String(&procRoot, "proc", "PROC_ROOT", "/proc", "procfs mount point")
@@ -56,8 +56,11 @@ func run(args []string, log *slog.Logger) error {
 	if interval < 10*time.Millisecond {
 		return fmt.Errorf("-interval %v: must be at least 10ms", interval)
 	}
-	if top < 0 || top > 32 {
-		return fmt.Errorf("-top %d: must be within 0..32", top)
+	if vm != agent.VMName(vm) {
+		return fmt.Errorf("-vm %q: use letters, digits and - _ . : only (at most %d bytes)", vm, record.MaxVMLen)
+	}
+	if top < 0 || top > record.MaxTop {
+		return fmt.Errorf("-top %d: must be within 0..%d", top, record.MaxTop)
 	}
 	s, err := agent.OpenSource(src, procRoot, suffix, top)
 	if err != nil {
@@ -65,7 +68,7 @@ func run(args []string, log *slog.Logger) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	sampler := agent.New(s, vm, interval, log)
+	sampler := agent.New(s, agent.Options{VM: vm, Interval: interval, Top: top, Log: log})
 
 	if count > 0 {
 		enc := json.NewEncoder(os.Stdout)

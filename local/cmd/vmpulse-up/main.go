@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vmpulse/vmpulse/agent"
 	"github.com/vmpulse/vmpulse/internal/flagenv"
 	"github.com/vmpulse/vmpulse/local"
 )
@@ -49,7 +50,7 @@ func run(args []string, log *slog.Logger) error {
 	fs.String(&c.Project, "project", "PUBSUB_PROJECT", "vmpulse-local", "Pub/Sub project")
 	fs.String(&c.Topic, "topic", "PUBSUB_TOPIC", "vmpulse-records", "Pub/Sub topic")
 	fs.String(&c.DBName, "db-name", "DB_NAME", "vmpulse", "database name")
-	fs.String(&c.VM, "vm", "VM_NAME", host, "name of this machine in its records")
+	fs.String(&c.VM, "vm", "VM_NAME", agent.VMName(host), "name of this machine in its records")
 	fs.Duration(&c.AgentInterval, "agent-interval", "SAMPLE_INTERVAL", time.Second, "time between agent samples (10ms gives 100 records/s)")
 	fs.String(&c.AgentSource, "agent-source", "AGENT_SOURCE", "auto", "agent source: auto, kmod or procfs")
 	fs.String(&c.ProcRoot, "proc", "PROC_ROOT", "/proc", "procfs mount point")
