@@ -72,7 +72,6 @@ type Stack struct {
 	errc    chan error
 	feeder  *Feeder
 	proxy   *split.Proxy
-	stores  []*mysql.Store
 	relay   *relay.Service
 	once    sync.Once
 	stopErr error
@@ -171,13 +170,27 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 	routeAddr := map[string]string{ingest.Route1: cfg.Route1Addr, ingest.Route2: cfg.Route2Addr}
 	routeLn := map[string]net.Listener{}
 	var routeSrv []*namedServer
+	// The embedded server's in-memory tables are not safe under concurrent
+	// transactions (a commit can overwrite another session's rows), so with it
+	// both routes share one store with a single connection: every transaction runs
+	// alone. A real MySQL gets one pool per route, as two Deployments would have.
+	var shared *mysql.Store
+	if cfg.MySQLDSN == "" {
+		shared, err = mysql.Open(ctx, mysql.Config{DSN: dsn, Database: cfg.DBName, Wait: 10 * time.Second, MaxOpenConns: 1}, log)
+		if err != nil {
+			return s, err
+		}
+		s.closers = append([]func() error{shared.Close}, s.closers...)
+	}
 	for _, route := range []string{ingest.Route1, ingest.Route2} {
 		rlog := log.With("component", route)
-		store, err := mysql.Open(ctx, mysql.Config{DSN: dsn, Database: cfg.DBName, Wait: 10 * time.Second}, rlog)
-		if err != nil {
-			return s, fmt.Errorf("%s: %w", route, err)
+		store := shared
+		if store == nil {
+			if store, err = mysql.Open(ctx, mysql.Config{DSN: dsn, Database: cfg.DBName, Wait: 10 * time.Second}, rlog); err != nil {
+				return s, fmt.Errorf("%s: %w", route, err)
+			}
+			s.closers = append([]func() error{store.Close}, s.closers...)
 		}
-		s.stores = append(s.stores, store)
 		pub := pubsub.NewPublisher(client, cfg.Topic, rlog)
 		srv, err := ingest.NewServer(ingest.Config{Route: route, Store: store, Pub: pub, Log: rlog,
 			Checks: map[string]func(context.Context) error{
@@ -189,9 +202,7 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 		}
 		pub.OnResult = srv.PublishResult
 		// Closed after the HTTP servers: finish commits, then publications, then the DB.
-		s.closers = append([]func() error{
-			func() error { srv.Close(); pub.Stop(); return store.Close() },
-		}, s.closers...)
+		s.closers = append([]func() error{func() error { srv.Close(); pub.Stop(); return nil }}, s.closers...)
 		ln, err := listen(route, routeAddr[route], "-"+route+"-addr")
 		if err != nil {
 			return s, err

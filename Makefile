@@ -1,0 +1,72 @@
+# vmpulse: the two commands are `make up` (the whole pipeline on this machine,
+# dashboard at http://localhost:8080/) and `make test` (every test, installing and
+# starting what they need). `make help` lists the rest.
+
+SHELL := /bin/bash
+GO ?= go
+NPM ?= npm
+BIN := bin
+GOFLAGS_BUILD := -trimpath
+PUBSUB_TEST_PORT ?= 8681
+export VMPULSE_TEST_MYSQL ?= root@tcp(127.0.0.1:3306)/
+export VMPULSE_TEST_PUBSUB ?= 127.0.0.1:$(PUBSUB_TEST_PORT)
+
+COMMANDS := agent/cmd/vmpulse-agent functions/cmd/vmpulse-route functions/cmd/vmpulse-relay \
+	frontend/cmd/vmpulse-web local/cmd/vmpulse-up loadtest/cmd/vmpulse-load
+
+.DEFAULT_GOAL := help
+
+.PHONY: help up build web test test-go test-web deps services vet bench fuzz kernel clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+up: build web ## run the whole pipeline here; dashboard at http://localhost:8080/ (Ctrl-C stops)
+	$(BIN)/vmpulse-up $(UP_FLAGS)
+
+build: ## build every Go command into bin/
+	@mkdir -p $(BIN)
+	$(GO) build $(GOFLAGS_BUILD) -o $(BIN)/ $(addprefix ./,$(COMMANDS))
+
+web: frontend/node_modules ## build the dashboard into frontend/dist
+	cd frontend && $(NPM) run build
+
+frontend/node_modules: frontend/package-lock.json
+	cd frontend && $(NPM) ci --no-audit --no-fund
+	@touch $@
+
+deps: ## install missing system packages (apt): MariaDB, Java, qemu + kernel, Chromium, Locust
+	bash scripts/deps.sh
+
+services: ## start MariaDB and the Pub/Sub emulator when they are not running
+	PUBSUB_TEST_PORT=$(PUBSUB_TEST_PORT) bash scripts/services.sh
+
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+
+test: deps services build web vet test-go test-web ## every test, against real MariaDB, the Pub/Sub emulator, qemu and Chromium
+
+test-go: ## Go tests (unit, integration, kernel under qemu, Locust, manifests)
+	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -race -timeout 20m ./record/... ./agent/... ./functions/... ./internal/...
+
+test-web: frontend/node_modules ## dashboard unit tests and the browser test in Chromium
+	cd frontend && $(NPM) test
+	cd frontend && VMPULSE_BIN=$(CURDIR)/$(BIN) $(NPM) run test:e2e
+
+bench: services ## route1 vs route2 vs raw multi-row INSERT against MariaDB, 1/16/256 clients
+	$(GO) test -run '^$$' -bench . -benchtime 3s -count 1 ./functions/ingest/
+
+fuzz: ## fuzz record decoding and validation for FUZZTIME (default 60s)
+	$(GO) test -run '^$$' -fuzz FuzzDecodeBatch -fuzztime $(or $(FUZZTIME),60s) ./record/
+
+kernel: ## build the kernel modules for this machine's kernel (see kernel/README.md)
+	$(MAKE) -C kernel
+
+clean: ## remove build outputs
+	rm -rf $(BIN) out frontend/dist frontend/test-results
+	$(MAKE) -C kernel clean
+
+include loadtest/load.mk
+include k8s/deploy.mk

@@ -1,0 +1,220 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/vmpulse/vmpulse/functions/mysql"
+	"github.com/vmpulse/vmpulse/functions/split"
+	"github.com/vmpulse/vmpulse/internal/testenv"
+	"github.com/vmpulse/vmpulse/record"
+)
+
+func baseConfig(t *testing.T) Config {
+	return Config{
+		SplitAddr: "127.0.0.1:0", Route1Addr: "127.0.0.1:0", Route2Addr: "127.0.0.1:0", AgentAddr: "127.0.0.1:0",
+		RelayAddr: "127.0.0.1:0", PubsubAddr: "127.0.0.1:0", MySQLAddr: "127.0.0.1:0",
+		Project: "vmpulse-test", Topic: testenv.Unique("e2e"), DBName: "vmpulse",
+		VM: "e2e", AgentInterval: 50 * time.Millisecond, AgentSource: "procfs", ProcRoot: "/proc",
+		Relay: true, Log: slog.New(slog.DiscardHandler),
+	}
+}
+
+// TestEndToEnd sends 2 000 records through the split and checks: 2 000 rows, a
+// split consistent with 50/50, and a dashboard client that receives every one —
+// once with the embedded stand-ins (what `make up` runs) and once against real
+// MariaDB and the Pub/Sub emulator.
+func TestEndToEnd(t *testing.T) {
+	t.Run("embedded", func(t *testing.T) {
+		endToEnd(t, baseConfig(t))
+	})
+	t.Run("mariadb+emulator", func(t *testing.T) {
+		cfg := baseConfig(t)
+		cfg.MySQLDSN = testenv.MySQL(t)
+		cfg.PubsubEmulator = testenv.PubsubEmulator(t)
+		endToEnd(t, cfg)
+	})
+}
+
+func endToEnd(t *testing.T, cfg Config) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+st.Addrs.Relay+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	received := make(chan string, 4096)
+	go func() {
+		for {
+			var f struct {
+				Type  string `json:"type"`
+				Items []struct {
+					Route  string          `json:"route"`
+					Record json.RawMessage `json:"record"`
+				} `json:"items"`
+			}
+			if err := ws.ReadJSON(&f); err != nil {
+				close(received)
+				return
+			}
+			for _, it := range f.Items {
+				var r record.Record
+				if err := json.Unmarshal(it.Record, &r); err != nil || (it.Route != "route1" && it.Route != "route2") {
+					t.Errorf("bad item: %s %v", it.Record, err)
+					continue
+				}
+				received <- r.ID
+			}
+		}
+	}()
+
+	const n = 2000
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	work := make(chan int)
+	client := &http.Client{Timeout: 30 * time.Second}
+	failures := make(chan error, n)
+	for w := 0; w < 32; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				r := record.Record{ID: ids[i], VM: "e2e", TotalRAM: 4096, RAMLibre: 2048, UsoRAM: 2048, PorcentajeRAM: 50,
+					PorcentajeCPUUso: 10, PorcentajeCPULibre: 90, ProcesosCorriendo: 1, TotalProcesos: 10,
+					ProcesosDurmiendo: 9, Hora: record.NewHora(time.Now())}
+				b, _ := json.Marshal(r)
+				resp, err := client.Post("http://"+st.Addrs.Split+"/ingest", "application/json", bytes.NewReader(b))
+				if err != nil {
+					failures <- err
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusCreated {
+					failures <- fmt.Errorf("record %d: %s", i, resp.Status)
+				}
+			}
+		}()
+	}
+	for i := range ids {
+		ids[i] = record.NewID(time.Now())
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	close(failures)
+	for err := range failures {
+		t.Error(err)
+	}
+
+	// Every record is a row, stored by one of the two routes.
+	store, err := mysql.Open(ctx, mysql.Config{DSN: st.Addrs.MySQLDSN, Wait: 5 * time.Second}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	byRoute, err := store.CountByRoute(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if byRoute["route1"]+byRoute["route2"] != n || len(byRoute) != 2 {
+		t.Fatalf("rows by route %v, want %d in all from route1 and route2", byRoute, n)
+	}
+	stat, p := split.ChiSquare([]int64{byRoute["route1"], byRoute["route2"]}, []float64{50, 50})
+	if p < 0.001 {
+		t.Fatalf("split %v is not consistent with 50/50: chi² = %.2f, p = %.2g", byRoute, stat, p)
+	}
+	t.Logf("split route1=%d route2=%d chi²=%.3f p=%.3f", byRoute["route1"], byRoute["route2"], stat, p)
+
+	// The dashboard client saw every record.
+	seen := map[string]bool{}
+	timeout := time.After(30 * time.Second)
+	for len(seen) < n {
+		select {
+		case id, ok := <-received:
+			if !ok {
+				t.Fatalf("websocket closed after %d of %d records", len(seen), n)
+			}
+			seen[id] = true
+		case <-timeout:
+			t.Fatalf("websocket client received %d of %d records", len(seen), n)
+		}
+	}
+	for _, id := range ids {
+		if !seen[id] {
+			t.Fatalf("record %s never reached the websocket client", id)
+		}
+	}
+}
+
+// TestFeederAndAgent: with the feeder on, this machine's samples flow from the
+// agent to MySQL without any external load.
+func TestFeederAndAgent(t *testing.T) {
+	cfg := baseConfig(t)
+	cfg.Feed = true
+	cfg.Relay = false
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	resp, err := http.Get("http://" + st.Addrs.Agent + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for st.Feeder().Sent() < 20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("feeder stored %d samples in 20 s", st.Feeder().Sent())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	store, err := mysql.Open(ctx, mysql.Config{DSN: st.Addrs.MySQLDSN, Wait: 5 * time.Second}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var n int
+	var vm string
+	if err := store.DB().QueryRow("SELECT COUNT(*), MAX(vm) FROM records").Scan(&n, &vm); err != nil || n < 20 || vm != "e2e" {
+		t.Fatalf("%d rows from vm %q: %v", n, vm, err)
+	}
+}
+
+// TestPortInUseIsExplained: a taken port names itself and the flag to change it.
+func TestPortInUseIsExplained(t *testing.T) {
+	cfg := baseConfig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	cfg2 := baseConfig(t)
+	cfg2.SplitAddr = first.Addrs.Split
+	_, err = Start(ctx, cfg2)
+	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("-split-addr")) {
+		t.Fatalf("err = %v", err)
+	}
+}
