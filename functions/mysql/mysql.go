@@ -31,8 +31,8 @@ type Config struct {
 	Instance string
 	// PrivateIP dials the instance's private IP (from inside its VPC).
 	PrivateIP bool
-	// IAMAuth logs in with the caller's IAM identity instead of a password; User is
-	// then the service account email without ".gserviceaccount.com".
+	// IAMAuth logs in with the caller's IAM identity instead of a password; for
+	// MySQL, User is then the service account's name (its email up to the "@").
 	IAMAuth  bool
 	User     string
 	Password string

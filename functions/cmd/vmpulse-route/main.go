@@ -54,7 +54,7 @@ func parse(args []string) (config, error) {
 	fs.String(&c.db.Instance, "cloudsql-instance", "CLOUDSQL_INSTANCE", "", "Cloud SQL instance connection name project:region:instance (uses the Cloud SQL Go connector)")
 	fs.Bool(&c.db.PrivateIP, "cloudsql-private-ip", "CLOUDSQL_PRIVATE_IP", false, "dial the Cloud SQL instance's private IP")
 	fs.Bool(&c.db.IAMAuth, "cloudsql-iam-auth", "CLOUDSQL_IAM_AUTH", false, "log in to Cloud SQL with IAM database authentication (no password)")
-	fs.String(&c.db.User, "db-user", "DB_USER", "", "database user for Cloud SQL (with IAM auth: the service account email without .gserviceaccount.com)")
+	fs.String(&c.db.User, "db-user", "DB_USER", "", "database user for Cloud SQL (with IAM auth: the service account name, the part of its email before @)")
 	fs.String(&c.db.Password, "db-password", "DB_PASSWORD", "", "database password for Cloud SQL without IAM auth (prefer IAM auth)")
 	fs.String(&c.db.Database, "db-name", "DB_NAME", "vmpulse", "database name (when the DSN names none)")
 	fs.Duration(&c.db.Wait, "db-wait", "DB_WAIT", 60*time.Second, "how long to keep retrying an unreachable database at start")
