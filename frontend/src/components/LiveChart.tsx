@@ -1,0 +1,157 @@
+// LiveChart: one uPlot line chart, created once and fed with setData. The data are
+// zero-copy subarrays of the store's buffers; the x range is the selected window
+// ending at the newest sample, the y range is fixed at 0..100 % so the height of the
+// line means the same thing in every window.
+import { useLayoutEffect, useRef } from 'react';
+import uPlot from 'uplot';
+import { gapThreshold, timeGaps } from '../lib/stats';
+import { markFirstPoint } from '../testHooks';
+
+// No samples for a while (relay or agent down): leave the hole visible instead of
+// drawing a straight line across it.
+const timeGapsRefiner: uPlot.Series.GapsRefiner = (u, _sidx, idx0, idx1, nullGaps) => {
+  const xs = u.data[0];
+  const found = timeGaps(xs, idx0, idx1, gapThreshold(xs, idx0, idx1));
+  if (found.length === 0) return nullGaps;
+  const out = nullGaps.slice();
+  for (const [a, b] of found) {
+    uPlot.addGap(out, Math.round(u.valToPos(xs[a], 'x', true)), Math.round(u.valToPos(xs[b], 'x', true)));
+  }
+  return out.sort((p, q) => p[0] - q[0]);
+};
+
+const clock = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+
+export interface LiveChartProps {
+  testId: string;
+  label: string;
+  color: string;
+  t: Float64Array;
+  y: Float32Array;
+  /** the smoothed series drawn bold over the raw one */
+  yAvg: Float32Array;
+  fromT: number;
+  toT: number;
+  height?: number;
+}
+
+export function LiveChart({ testId, label, color, t, y, yAvg, fromT, toT, height = 200 }: LiveChartProps) {
+  const host = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlot | null>(null);
+  const range = useRef<[number, number]>([fromT, toT]);
+  range.current = [fromT, toT];
+
+  useLayoutEffect(() => {
+    const el = host.current;
+    if (!el) return;
+    // canvas strokes cannot use CSS variables: resolve the theme colors once
+    const css = getComputedStyle(document.documentElement);
+    const muted = css.getPropertyValue('--muted').trim() || '#888';
+    const grid = css.getPropertyValue('--grid').trim() || '#8883';
+    const opts: uPlot.Options = {
+      width: Math.max(200, el.clientWidth),
+      height,
+      legend: { show: false },
+      cursor: { drag: { x: false, y: false }, points: { size: 6 } },
+      scales: {
+        x: { time: true, range: () => range.current },
+        y: { range: [0, 100] },
+      },
+      axes: [
+        {
+          stroke: muted,
+          grid: { stroke: grid, width: 1 },
+          ticks: { show: false },
+          values: (_u, splits) => splits.map((v) => clock.format(v * 1000)),
+        },
+        {
+          stroke: muted,
+          grid: { stroke: grid, width: 1 },
+          ticks: { show: false },
+          size: 44,
+          values: (_u, vals) => vals.map((v) => `${v} %`),
+        },
+      ],
+      series: [
+        {},
+        {
+          label,
+          stroke: color + '38',
+          width: 1,
+          points: { show: false },
+          gaps: timeGapsRefiner,
+        },
+        {
+          label: label + ' (1 s)',
+          stroke: color,
+          width: 2,
+          fill: color + '18',
+          points: { show: false },
+          gaps: timeGapsRefiner,
+        },
+      ],
+    };
+    const u = new uPlot(opts, [new Float64Array(0), new Float32Array(0), new Float32Array(0)], el);
+    plot.current = u;
+    const ro = new ResizeObserver(() => {
+      const w = Math.max(200, el.clientWidth);
+      if (w !== u.width) u.setSize({ width: w, height });
+    });
+    ro.observe(el);
+    return () => {
+      ro.disconnect();
+      u.destroy();
+      plot.current = null;
+    };
+  }, [label, color, height]);
+
+  // layout effect: the new data is drawn in the same frame as the numbers around it
+  useLayoutEffect(() => {
+    const u = plot.current;
+    if (!u) return;
+    u.setData([t, y, yAvg], true);
+    if (t.length > 0) markFirstPoint();
+  }, [t, y, yAvg, fromT, toT]);
+
+  return (
+    <div
+      className="chart"
+      ref={host}
+      data-testid={testId}
+      data-points={t.length}
+      role="img"
+      aria-label={label}
+    />
+  );
+}
+
+/** Sparkline: a tiny SVG line over evenly spaced values (NaN = gap). */
+export function Sparkline({ values, width = 90, height = 22 }: { values: number[]; width?: number; height?: number }) {
+  let min = Infinity;
+  let max = -Infinity;
+  for (const v of values) {
+    if (Number.isNaN(v)) continue;
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  if (min === Infinity) return <svg className="spark" width={width} height={height} aria-hidden="true" />;
+  const span = max - min || 1;
+  const step = values.length > 1 ? width / (values.length - 1) : 0;
+  let d = '';
+  let pen = false;
+  values.forEach((v, i) => {
+    if (Number.isNaN(v)) {
+      pen = false;
+      return;
+    }
+    const x = (i * step).toFixed(1);
+    const yy = (height - 2 - ((v - min) / span) * (height - 4)).toFixed(1);
+    d += `${pen ? 'L' : 'M'}${x},${yy}`;
+    pen = true;
+  });
+  return (
+    <svg className="spark" width={width} height={height} viewBox={`0 0 ${width} ${height}`} aria-hidden="true">
+      <path d={d} fill="none" stroke="currentColor" strokeWidth="1.3" />
+    </svg>
+  );
+}

@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { detectLang, DICTS, fmt, translator } from './i18n';
+
+describe('i18n', () => {
+  it('prefers Spanish when the browser prefers it', () => {
+    expect(detectLang(['es-MX', 'en-US'])).toBe('es');
+    expect(detectLang(['en-US', 'es'])).toBe('en');
+    expect(detectLang(['fr-FR', 'es-ES'])).toBe('es');
+    expect(detectLang(['de'])).toBe('en');
+    expect(detectLang(undefined)).toBe('en');
+  });
+
+  it('a stored choice wins over the browser', () => {
+    expect(detectLang(['es'], 'en')).toBe('en');
+    expect(detectLang(['en'], 'es')).toBe('es');
+    expect(detectLang(['en'], 'xx')).toBe('en');
+  });
+
+  it('has every key in both languages and fills placeholders', () => {
+    expect(Object.keys(DICTS.es).sort()).toEqual(Object.keys(DICTS.en).sort());
+    for (const v of Object.values(DICTS.es)) expect(v.length).toBeGreaterThan(0);
+    expect(translator('es')('retryIn', { s: 3 })).toBe('reintento en 3 s');
+    expect(translator('en')('state_live')).toBe('live');
+    expect(translator('es')('state_reconnecting')).toBe('reconectando');
+  });
+
+  it('formats numbers per language', () => {
+    expect(fmt('en', 1234.56, 1)).toBe('1,234.6');
+    expect(fmt('es', 12.34, 1)).toBe('12,3');
+    expect(fmt('es', NaN)).toBe('—');
+  });
+});

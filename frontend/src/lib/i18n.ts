@@ -1,0 +1,184 @@
+// Spanish and English labels. Spanish is the default when the browser prefers it.
+
+export type Lang = 'es' | 'en';
+
+/** detectLang picks the first of navigator.languages that is Spanish or English. */
+export function detectLang(languages: readonly string[] | undefined, stored?: string | null): Lang {
+  if (stored === 'es' || stored === 'en') return stored;
+  for (const l of languages ?? []) {
+    const p = l.toLowerCase().split(/[-_]/)[0];
+    if (p === 'es') return 'es';
+    if (p === 'en') return 'en';
+  }
+  return 'en';
+}
+
+const en = {
+  title: 'vmpulse',
+  subtitle: 'Can this VM carry production? Live samples from the agent, through both ingest routes.',
+  vm: 'VM',
+  vmUnnamed: '(unnamed)',
+  window: 'Window',
+  min: 'min',
+  language: 'Language',
+  state_connecting: 'connecting',
+  state_live: 'live',
+  state_reconnecting: 'reconnecting',
+  state_offline: 'offline',
+  retryIn: 'retry in {s} s',
+  cpu: 'CPU',
+  ram: 'RAM',
+  cpuUse: 'CPU use',
+  ramUse: 'RAM use',
+  ramMiB: '{used} of {total} MiB in use',
+  points: '{n} samples in window',
+  avgLastSecond: 'mean of the last second ({n} samples)',
+  rawAndMean: 'thin: every sample · bold: 1 s mean',
+  noData: 'Waiting for samples…',
+  processes: 'Processes',
+  processesAt: 'latest sample, {hora} UTC',
+  state: 'State',
+  count: 'Count',
+  vsMinute: 'vs 1 min ago',
+  trend: 'Trend',
+  running: 'Running',
+  sleeping: 'Sleeping',
+  zombie: 'Zombie',
+  stopped: 'Stopped',
+  other: 'Other (e.g. disk wait, idle kernel threads)',
+  total: 'Total',
+  sumCheck: 'running + sleeping + zombie + stopped + other = total',
+  sumBroken: 'the states add up to more than the total in this record',
+  topProcesses: 'Top processes by memory',
+  pid: 'PID',
+  name: 'Name',
+  rss: 'RSS (MiB)',
+  routeRace: 'Route race',
+  routeRaceHelp: 'route1 commits each record in its own transaction; route2 group-commits concurrent requests. All VMs.',
+  route: 'Route',
+  routeNone: '(no route)',
+  rateLive: 'records/s (last 10 s)',
+  rateWindow: 'records/s (window)',
+  records: 'records',
+  totalRecords: 'total received',
+  commitLatency: 'commit latency',
+  capacity: 'Capacity in this window',
+  cpuPeak: 'CPU peak (1 s avg)',
+  cpuP95: 'CPU p95 (1 s avg)',
+  ramPeak: 'RAM peak',
+  ramP95: 'RAM p95',
+  recordsReceived: 'records received',
+  covered: 'covering {s}',
+  verdict_ok: 'Has headroom',
+  verdict_tight: 'Tight',
+  verdict_fail: 'Does not carry this load',
+  verdict_insufficient: 'Not enough data yet',
+  verdictRule:
+    'Rule: headroom when CPU p95 < {cpuTight} % and RAM peak < {ramTight} %; tight up to CPU p95 {cpuFail} % / RAM peak {ramFail} %; beyond that the VM has no headroom. p95 = 95 % of the samples were at or below it. Needs at least {minSamples} samples over {minCover} s. CPU is judged on one-second averages: samples taken faster than that see a core either busy or idle and flip between 0 and 100 %.',
+  verdictScope: 'This judges only the load that ran during the window; run the load generator to test the production load.',
+  reason_cpu: 'CPU',
+  reason_ram: 'RAM',
+  decidedBy: 'decided by: {r}',
+  lastSample: 'last sample {ago} ago',
+  footerRelay: 'relay: {url}',
+  stats: '{accepted} records, {dup} duplicates skipped, {invalid} invalid',
+  limited: '{n} dropped by memory limits',
+  vmSelect: 'Select VM',
+  seconds: 's',
+};
+
+export type Key = keyof typeof en;
+
+const es: Record<Key, string> = {
+  title: 'vmpulse',
+  subtitle: '¿Puede esta VM con producción? Muestras en vivo del agente, a través de las dos rutas de ingesta.',
+  vm: 'VM',
+  vmUnnamed: '(sin nombre)',
+  window: 'Ventana',
+  min: 'min',
+  language: 'Idioma',
+  state_connecting: 'conectando',
+  state_live: 'en vivo',
+  state_reconnecting: 'reconectando',
+  state_offline: 'sin conexión',
+  retryIn: 'reintento en {s} s',
+  cpu: 'CPU',
+  ram: 'RAM',
+  cpuUse: 'Uso de CPU',
+  ramUse: 'Uso de RAM',
+  ramMiB: '{used} de {total} MiB en uso',
+  points: '{n} muestras en la ventana',
+  avgLastSecond: 'media del último segundo ({n} muestras)',
+  rawAndMean: 'fina: cada muestra · gruesa: media de 1 s',
+  noData: 'Esperando muestras…',
+  processes: 'Procesos',
+  processesAt: 'última muestra, {hora} UTC',
+  state: 'Estado',
+  count: 'Cantidad',
+  vsMinute: 'vs hace 1 min',
+  trend: 'Tendencia',
+  running: 'Corriendo',
+  sleeping: 'Durmiendo',
+  zombie: 'Zombie',
+  stopped: 'Parados',
+  other: 'Otros (p. ej. espera de disco, hilos del kernel inactivos)',
+  total: 'Total',
+  sumCheck: 'corriendo + durmiendo + zombie + parados + otros = total',
+  sumBroken: 'los estados suman más que el total en este registro',
+  topProcesses: 'Procesos con más memoria',
+  pid: 'PID',
+  name: 'Nombre',
+  rss: 'RSS (MiB)',
+  routeRace: 'Carrera de rutas',
+  routeRaceHelp: 'route1 confirma cada registro en su propia transacción; route2 agrupa peticiones concurrentes en un solo commit. Todas las VMs.',
+  route: 'Ruta',
+  routeNone: '(sin ruta)',
+  rateLive: 'registros/s (últimos 10 s)',
+  rateWindow: 'registros/s (ventana)',
+  records: 'registros',
+  totalRecords: 'total recibido',
+  commitLatency: 'latencia de commit',
+  capacity: 'Capacidad en esta ventana',
+  cpuPeak: 'CPU pico (media 1 s)',
+  cpuP95: 'CPU p95 (media 1 s)',
+  ramPeak: 'RAM pico',
+  ramP95: 'RAM p95',
+  recordsReceived: 'registros recibidos',
+  covered: 'cubriendo {s}',
+  verdict_ok: 'Tiene margen',
+  verdict_tight: 'Justa',
+  verdict_fail: 'No soporta esta carga',
+  verdict_insufficient: 'Aún no hay datos suficientes',
+  verdictRule:
+    'Regla: hay margen si CPU p95 < {cpuTight} % y RAM pico < {ramTight} %; justa hasta CPU p95 {cpuFail} % / RAM pico {ramFail} %; por encima la VM no tiene margen. p95 = el 95 % de las muestras estuvo en ese valor o por debajo. Requiere al menos {minSamples} muestras durante {minCover} s. La CPU se juzga en promedios de 1 s: las muestras más rápidas ven un núcleo ocupado o libre y saltan entre 0 y 100 %.',
+  verdictScope: 'Esto solo juzga la carga que corrió durante la ventana; ejecute el generador de carga para probar la carga de producción.',
+  reason_cpu: 'CPU',
+  reason_ram: 'RAM',
+  decidedBy: 'lo decide: {r}',
+  lastSample: 'última muestra hace {ago}',
+  footerRelay: 'relay: {url}',
+  stats: '{accepted} registros, {dup} duplicados omitidos, {invalid} inválidos',
+  limited: '{n} descartados por límites de memoria',
+  vmSelect: 'Elegir VM',
+  seconds: 's',
+};
+
+export const DICTS: Record<Lang, Record<Key, string>> = { en, es };
+
+export type T = (key: Key, vars?: Record<string, string | number>) => string;
+
+/** translator returns t(key, vars) for lang; {name} placeholders are replaced. */
+export function translator(lang: Lang): T {
+  const d = DICTS[lang];
+  return (key, vars) => {
+    let s = d[key] ?? en[key] ?? key;
+    if (vars) for (const [k, v] of Object.entries(vars)) s = s.split(`{${k}}`).join(String(v));
+    return s;
+  };
+}
+
+/** fmt formats a number for lang with fixed decimals; "—" for NaN. */
+export function fmt(lang: Lang, v: number, decimals = 1): string {
+  if (!Number.isFinite(v)) return '—';
+  return v.toLocaleString(lang === 'es' ? 'es' : 'en', { minimumFractionDigits: decimals, maximumFractionDigits: decimals });
+}

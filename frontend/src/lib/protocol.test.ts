@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { itemTime, parseFrame, parseHora, parseStoredAt } from './protocol';
+import { item, rec } from './testdata';
+
+describe('time parsing', () => {
+  it('parses hora as UTC', () => {
+    expect(parseHora('2025-06-17 02:21:54')).toBe(Date.UTC(2025, 5, 17, 2, 21, 54));
+    expect(parseHora('2025-06-17T02:21:54Z')).toBe(Date.UTC(2025, 5, 17, 2, 21, 54));
+    expect(parseHora('yesterday')).toBeNaN();
+    expect(parseHora(undefined)).toBeNaN();
+  });
+
+  it('parses stored_at with micro- and nanoseconds', () => {
+    const base = Date.UTC(2026, 10, 23, 12, 0, 0);
+    expect(parseStoredAt('2026-11-23T12:00:00.123456Z')).toBe(base + 123);
+    expect(parseStoredAt('2026-11-23T12:00:00.123456789Z')).toBe(base + 123);
+    expect(parseStoredAt('2026-11-23T12:00:00Z')).toBe(base);
+    expect(parseStoredAt('2026-11-23T13:00:00.5+01:00')).toBe(base + 500);
+    expect(parseStoredAt('')).toBeNaN();
+    expect(parseStoredAt(null)).toBeNaN();
+  });
+
+  it('uses stored_at for the item time and falls back to hora', () => {
+    const it1 = item(Date.UTC(2026, 10, 23, 12, 0, 0, 250));
+    expect(itemTime(it1)).toBe(Date.UTC(2026, 10, 23, 12, 0, 0, 250));
+    const it2 = { ...it1, stored_at: '' };
+    expect(itemTime(it2)).toBe(Date.UTC(2026, 10, 23, 12, 0, 0));
+  });
+});
+
+describe('parseFrame', () => {
+  it('parses history and batch frames and ignores unknown fields', () => {
+    const h = parseFrame(JSON.stringify({ type: 'history', items: [item(1000)], extra: 1 }));
+    expect(h?.kind).toBe('history');
+    expect(h?.items).toHaveLength(1);
+    expect(h?.dropped).toBe(0);
+    const b = parseFrame(JSON.stringify({ type: 'batch', items: [item(1000), item(2000)] }));
+    expect(b?.kind).toBe('batch');
+    expect(b?.items[1].record.vm).toBe('vm-1');
+  });
+
+  it('accepts an empty history', () => {
+    expect(parseFrame('{"type":"history","items":[]}')).toEqual({ kind: 'history', items: [], dropped: 0 });
+    expect(parseFrame('{"type":"history"}')).toEqual({ kind: 'history', items: [], dropped: 0 });
+  });
+
+  it('returns null for unknown types and non-JSON', () => {
+    expect(parseFrame('{"type":"hello"}')).toBeNull();
+    expect(parseFrame('not json')).toBeNull();
+    expect(parseFrame('null')).toBeNull();
+    expect(parseFrame('[1,2]')).toBeNull();
+  });
+
+  it('drops unusable items and counts them, normalizing route and commit_ms', () => {
+    const good = item(1000);
+    const noRoute = { ...item(2000), route: undefined, commit_ms: 'x' };
+    const frame = {
+      type: 'batch',
+      items: [good, null, 7, { route: 'route1' }, { record: { ...rec(), porcentaje_cpu_uso: 'high' } }, noRoute],
+    };
+    const f = parseFrame(JSON.stringify(frame))!;
+    expect(f.items).toHaveLength(2);
+    expect(f.dropped).toBe(4);
+    expect(f.items[1].route).toBe('');
+    expect(f.items[1].commit_ms).toBeNaN();
+  });
+});

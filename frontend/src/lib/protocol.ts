@@ -1,0 +1,85 @@
+// Parsing of relay frames. The relay is trusted to send the contract, but the page must
+// not fall over on a frame it does not understand: unknown frame types and unknown
+// fields are ignored, items whose record is not usable are dropped and counted.
+import type { RelayItem, VmRecord } from './types';
+
+export interface ParsedFrame {
+  kind: 'history' | 'batch';
+  items: RelayItem[];
+  /** items dropped because they were not usable (not an object, no record, NaN numbers) */
+  dropped: number;
+}
+
+const HORA_RE = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})/;
+
+/** parseHora reads "YYYY-MM-DD HH:MM:SS" (UTC) or RFC 3339 into epoch ms (NaN if unparsable). */
+export function parseHora(s: unknown): number {
+  if (typeof s !== 'string') return NaN;
+  const m = HORA_RE.exec(s.trim());
+  if (!m) return NaN;
+  if (s.includes('T')) {
+    const t = Date.parse(s);
+    if (!Number.isNaN(t)) return t;
+  }
+  return Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]);
+}
+
+/** parseStoredAt reads the RFC 3339 stored_at (any number of fraction digits) into epoch ms. */
+export function parseStoredAt(s: unknown): number {
+  if (typeof s !== 'string' || s === '') return NaN;
+  // Date.parse handles up to millisecond precision reliably everywhere; cut the
+  // fraction to 3 digits so microseconds/nanoseconds never make it return NaN.
+  const cut = s.replace(/(\.\d{3})\d+/, '$1');
+  return Date.parse(cut);
+}
+
+/** itemTime is the x value of an item in epoch ms: stored_at when present, else hora. */
+export function itemTime(it: RelayItem): number {
+  const t = parseStoredAt(it.stored_at);
+  return Number.isNaN(t) ? parseHora(it.record.hora) : t;
+}
+
+const NUM_FIELDS: (keyof VmRecord)[] = [
+  'porcentaje_ram',
+  'porcentaje_cpu_uso',
+  'procesos_corriendo',
+  'total_procesos',
+  'procesos_durmiendo',
+  'procesos_zombie',
+  'procesos_parados',
+];
+
+function usable(x: unknown): x is RelayItem {
+  if (!x || typeof x !== 'object') return false;
+  const rec = (x as { record?: unknown }).record;
+  if (!rec || typeof rec !== 'object') return false;
+  const r = rec as Record<string, unknown>;
+  for (const f of NUM_FIELDS) {
+    if (typeof r[f] !== 'number' || !Number.isFinite(r[f] as number)) return false;
+  }
+  return true;
+}
+
+/** parseFrame parses one text frame; null for anything that is not a history/batch frame. */
+export function parseFrame(text: string): ParsedFrame | null {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!v || typeof v !== 'object') return null;
+  const o = v as { type?: unknown; items?: unknown };
+  if (o.type !== 'history' && o.type !== 'batch') return null;
+  const raw = Array.isArray(o.items) ? o.items : [];
+  const items: RelayItem[] = [];
+  for (const x of raw) {
+    if (usable(x)) {
+      const it = x as RelayItem;
+      if (typeof it.route !== 'string') it.route = '';
+      if (typeof it.commit_ms !== 'number' || !Number.isFinite(it.commit_ms)) it.commit_ms = NaN;
+      items.push(it);
+    }
+  }
+  return { kind: o.type, items, dropped: raw.length - items.length };
+}

@@ -1,0 +1,132 @@
+// Small statistics used by the capacity summary and the route race.
+
+/**
+ * quantiles returns the nearest-rank quantiles of values (NaN entries are ignored):
+ * q(p) is the smallest value v such that at least p·n of the values are <= v.
+ * Returns NaN for each p when there is no value.
+ */
+export function quantiles(values: ArrayLike<number>, ps: number[]): number[] {
+  const a = new Float64Array(values.length);
+  let n = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (!Number.isNaN(v)) a[n++] = v;
+  }
+  if (n === 0) return ps.map(() => NaN);
+  const s = a.subarray(0, n).sort();
+  return ps.map((p) => {
+    const rank = Math.ceil(Math.min(Math.max(p, 0), 1) * n);
+    return s[Math.min(Math.max(rank, 1), n) - 1];
+  });
+}
+
+/** max of values ignoring NaN; NaN when empty. */
+export function maxOf(values: ArrayLike<number>): number {
+  let m = -Infinity;
+  for (let i = 0; i < values.length; i++) if (values[i] > m) m = values[i];
+  return m === -Infinity ? NaN : m;
+}
+
+/** mean of values ignoring NaN; NaN when empty. */
+export function meanOf(values: ArrayLike<number>): number {
+  let s = 0;
+  let n = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (!Number.isNaN(v)) {
+      s += v;
+      n++;
+    }
+  }
+  return n ? s / n : NaN;
+}
+
+/**
+ * downsampleLast reduces a (times, values) series to at most `buckets` points spread
+ * evenly over [fromT, toT], keeping the last value of each bucket (NaN for an empty
+ * bucket). Used for sparklines.
+ */
+export function downsampleLast(
+  times: ArrayLike<number>,
+  values: ArrayLike<number>,
+  fromT: number,
+  toT: number,
+  buckets: number,
+): number[] {
+  const out = new Array<number>(buckets).fill(NaN);
+  const span = toT - fromT;
+  if (!(span > 0) || buckets <= 0) return out;
+  for (let i = 0; i < times.length; i++) {
+    const t = times[i];
+    if (t < fromT || t > toT) continue;
+    const b = Math.min(buckets - 1, Math.floor(((t - fromT) / span) * buckets));
+    out[b] = values[i];
+  }
+  return out;
+}
+
+/**
+ * gapThreshold is the spacing (seconds) above which two neighbouring samples are drawn
+ * apart instead of joined: 5 × the median spacing, at least `minS`. The median comes
+ * from at most 256 evenly spread neighbours, so the cost does not grow with the window.
+ */
+export function gapThreshold(xs: ArrayLike<number>, idx0: number, idx1: number, minS = 5): number {
+  const n = idx1 - idx0;
+  if (n < 1) return minS;
+  const k = Math.min(256, n);
+  const d = new Float64Array(k);
+  for (let j = 0; j < k; j++) {
+    const i = idx0 + Math.floor((j * n) / k);
+    d[j] = xs[i + 1] - xs[i];
+  }
+  d.sort();
+  return Math.max(minS, 5 * d[k >> 1]);
+}
+
+/** timeGaps lists [i, i+1] index pairs in [idx0, idx1] whose spacing exceeds thresholdS. */
+export function timeGaps(xs: ArrayLike<number>, idx0: number, idx1: number, thresholdS: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let i = idx0; i < idx1; i++) if (xs[i + 1] - xs[i] > thresholdS) out.push([i, i + 1]);
+  return out;
+}
+
+/**
+ * rollingMean writes into out[i] the mean of the values whose time lies in
+ * (times[i] - windowS, times[i]]. times must be sorted. O(n).
+ */
+export function rollingMean(
+  times: ArrayLike<number>,
+  values: ArrayLike<number>,
+  windowS: number,
+  out: { [i: number]: number; length: number },
+): void {
+  let j = 0;
+  let sum = 0;
+  for (let i = 0; i < times.length; i++) {
+    sum += values[i];
+    const floor = times[i] - windowS;
+    while (j < i && times[j] <= floor) sum -= values[j++];
+    out[i] = sum / (i - j + 1);
+  }
+}
+
+/** secondMeans averages the values per whole second of their time (sorted input). */
+export function secondMeans(times: ArrayLike<number>, values: ArrayLike<number>): Float64Array {
+  const out: number[] = [];
+  let cur = NaN;
+  let sum = 0;
+  let n = 0;
+  for (let i = 0; i < times.length; i++) {
+    const s = Math.floor(times[i]);
+    if (s !== cur) {
+      if (n) out.push(sum / n);
+      cur = s;
+      sum = 0;
+      n = 0;
+    }
+    sum += values[i];
+    n++;
+  }
+  if (n) out.push(sum / n);
+  return Float64Array.from(out);
+}
