@@ -44,7 +44,7 @@ func parse(args []string) (config, error) {
 	var c config
 	fs := flagenv.New("vmpulse-relay", "vmpulse-relay streams committed records from Pub/Sub to dashboards over websockets (GET /ws).")
 	fs.String(&c.addr, "addr", "", flagenv.PortAddr(":8080"), "listen address (default :$PORT when PORT is set)")
-	fs.String(&c.project, "project", "PUBSUB_PROJECT", os.Getenv("GOOGLE_CLOUD_PROJECT"), "Google Cloud project of the topic [$GOOGLE_CLOUD_PROJECT as a fallback]")
+	fs.String(&c.project, "project", "PUBSUB_PROJECT", os.Getenv("GOOGLE_CLOUD_PROJECT"), "Google Cloud project of the topic (when unset: $GOOGLE_CLOUD_PROJECT)")
 	fs.String(&c.topic, "topic", "PUBSUB_TOPIC", "vmpulse-records", "Pub/Sub topic the routes publish to")
 	fs.String(&c.emulator, "pubsub-emulator", "PUBSUB_EMULATOR_HOST", "", "host:port of a Pub/Sub emulator (no credentials)")
 	fs.String(&c.prefix, "subscription-prefix", "SUBSCRIPTION_PREFIX", "vmpulse-relay-", "prefix of this instance's own subscription id")

@@ -59,7 +59,7 @@ func parse(args []string) (config, error) {
 	fs.String(&c.db.Database, "db-name", "DB_NAME", "vmpulse", "database name (when the DSN names none)")
 	fs.Duration(&c.db.Wait, "db-wait", "DB_WAIT", 60*time.Second, "how long to keep retrying an unreachable database at start")
 	fs.Int(&c.db.MaxOpenConns, "db-conns", "DB_CONNS", 32, "maximum open database connections")
-	fs.String(&c.project, "project", "PUBSUB_PROJECT", os.Getenv("GOOGLE_CLOUD_PROJECT"), "Google Cloud project of the topic [$GOOGLE_CLOUD_PROJECT as a fallback]")
+	fs.String(&c.project, "project", "PUBSUB_PROJECT", os.Getenv("GOOGLE_CLOUD_PROJECT"), "Google Cloud project of the topic (when unset: $GOOGLE_CLOUD_PROJECT)")
 	fs.String(&c.topic, "topic", "PUBSUB_TOPIC", "vmpulse-records", "Pub/Sub topic committed records are published to")
 	fs.String(&c.emulator, "pubsub-emulator", "PUBSUB_EMULATOR_HOST", "", "host:port of a Pub/Sub emulator (no credentials)")
 	fs.Bool(&c.createTopic, "create-topic", "PUBSUB_CREATE_TOPIC", false, "create the topic if it is missing (always on with an emulator)")
