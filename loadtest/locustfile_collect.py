@@ -40,14 +40,15 @@ import json
 import logging
 import os
 import random
-import re
 import sys
-import tempfile
 import time
 
 import gevent
 from locust import FastHttpUser, events, task
 from locust.runners import MasterRunner, WorkerRunner
+
+from recordsfile import encode_records, parse_seconds, parse_wait, write_atomic
+
 
 log = logging.getLogger("vmpulse.collect")
 
@@ -57,25 +58,6 @@ REQUIRED = (
     "porcentaje_cpu_libre", "procesos_corriendo", "total_procesos", "procesos_durmiendo",
     "procesos_zombie", "procesos_parados",
 )
-
-
-def parse_seconds(s):
-    """A number of seconds, or a Go-style duration such as 500ms, 1.5s, 2m."""
-    s = s.strip()
-    m = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)?", s)
-    if not m:
-        raise ValueError(f"{s!r} is not a duration")
-    return float(m.group(1)) * {None: 1, "s": 1, "ms": 0.001, "m": 60, "h": 3600}[m.group(2)]
-
-
-def parse_wait(s):
-    """'1-2', '1s-2s' or a single value -> (min, max) seconds."""
-    lo, sep, hi = s.partition("-")
-    lo = parse_seconds(lo)
-    hi = parse_seconds(hi) if sep else lo
-    if hi < lo:
-        raise ValueError(f"wait {s!r}: the maximum is below the minimum")
-    return lo, hi
 
 
 def record_key(rec):
@@ -98,38 +80,6 @@ def check_record(rec):
     if not isinstance(rec.get("hora"), str):
         return "hora: missing or not a string"
     return None
-
-
-def encode_records(records):
-    """The records file: a JSON array, one compact record per line."""
-    lines = [json.dumps(r, separators=(",", ":"), ensure_ascii=False) for r in records]
-    return "[\n" + ",\n".join(lines) + "\n]\n" if lines else "[\n]\n"
-
-
-def write_atomic(path, text):
-    """Write text to path through a synced temporary file renamed over it."""
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix="." + os.path.basename(path) + ".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:
-        dfd = os.open(d, os.O_RDONLY)
-        os.fsync(dfd)
-        os.close(dfd)
-    except OSError:
-        pass
 
 
 class State:
