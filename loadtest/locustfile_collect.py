@@ -47,7 +47,7 @@ import gevent
 from locust import FastHttpUser, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
-from recordsfile import encode_records, parse_seconds, parse_wait, write_atomic
+from recordsfile import encode_records, parse_wait, write_atomic
 
 
 log = logging.getLogger("vmpulse.collect")
