@@ -329,4 +329,3 @@ func TestFromMessage(t *testing.T) {
 		t.Fatal("non-JSON data accepted")
 	}
 }
-
