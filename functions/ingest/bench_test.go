@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,6 +82,9 @@ func BenchmarkIngest(b *testing.B) {
 					b.Fatalf("%d requests failed", failed.Load())
 				}
 				b.ReportMetric(float64(b.N)/el.Seconds(), "records/s")
+				if route != "http-only" {
+					b.ReportMetric(recordsPerCommit(b, srv.URL, route), "records/commit")
+				}
 				tr.CloseIdleConnections()
 			})
 		}
@@ -122,3 +126,27 @@ type discard struct{}
 
 func (discard) InsertEach(context.Context, string, time.Time, []record.Record) error  { return nil }
 func (discard) InsertMulti(context.Context, string, time.Time, []record.Record) error { return nil }
+
+// recordsPerCommit reads the route's batch-size histogram from /metrics: how many
+// records each transaction carried on average.
+func recordsPerCommit(b *testing.B, url, route string) float64 {
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	text, _ := io.ReadAll(resp.Body)
+	var sum, count float64
+	for _, line := range strings.Split(string(text), "\n") {
+		if v, ok := strings.CutPrefix(line, `vmpulse_ingest_batch_records_sum{route="`+route+`"} `); ok {
+			sum, _ = strconv.ParseFloat(v, 64)
+		}
+		if v, ok := strings.CutPrefix(line, `vmpulse_ingest_batch_records_count{route="`+route+`"} `); ok {
+			count, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if count == 0 {
+		b.Fatal("no batch metrics")
+	}
+	return sum / count
+}
