@@ -4,26 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 
 	"github.com/vmpulse/vmpulse/agent/source"
 )
 
 // ReadMem reads root/meminfo.
-func ReadMem(root string) (source.Mem, error) {
-	path := filepath.Join(root, "meminfo")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return source.Mem{}, fmt.Errorf("read %s: %w", path, err)
-	}
-	m, err := ParseMem(b)
-	if err != nil {
-		return m, fmt.Errorf("parse %s: %w", path, err)
-	}
-	return m, nil
-}
+func ReadMem(root string) (source.Mem, error) { return readFile(root, "meminfo", ParseMem) }
 
 // ParseMem extracts MemTotal and MemAvailable (kB) and converts them to MiB.
 // Kernels before 3.14 have no MemAvailable; there it is estimated as

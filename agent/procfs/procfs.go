@@ -7,6 +7,8 @@ package procfs
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/vmpulse/vmpulse/agent/source"
 )
@@ -46,4 +48,19 @@ func (s *Source) Read(ctx context.Context) (source.Reading, error) {
 		return r, fmt.Errorf("procfs: %w", err)
 	}
 	return r, nil
+}
+
+// readFile reads root/name and parses it, naming the file in any error.
+func readFile[T any](root, name string, parse func([]byte) (T, error)) (T, error) {
+	path := filepath.Join(root, name)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		var zero T
+		return zero, fmt.Errorf("read %s: %w", path, err)
+	}
+	v, err := parse(b)
+	if err != nil {
+		return v, fmt.Errorf("parse %s: %w", path, err)
+	}
+	return v, nil
 }

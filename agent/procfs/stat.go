@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 
 	"github.com/vmpulse/vmpulse/agent/source"
@@ -13,18 +11,7 @@ import (
 
 // ReadCPU reads the aggregate "cpu" line of root/stat: cumulative times in USER_HZ
 // ticks summed over all CPUs.
-func ReadCPU(root string) (source.CPUTimes, error) {
-	path := filepath.Join(root, "stat")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return source.CPUTimes{}, fmt.Errorf("read %s: %w", path, err)
-	}
-	c, err := ParseCPU(b)
-	if err != nil {
-		return c, fmt.Errorf("parse %s: %w", path, err)
-	}
-	return c, nil
-}
+func ReadCPU(root string) (source.CPUTimes, error) { return readFile(root, "stat", ParseCPU) }
 
 // ParseCPU parses the first line of /proc/stat:
 // "cpu  user nice system idle iowait irq softirq steal guest guest_nice".
