@@ -92,6 +92,10 @@ func ParseHora(s string) (Hora, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return NewHora(t), nil
 	}
+	// Python's datetime.isoformat() without a zone, read as UTC.
+	if t, err := time.Parse("2006-01-02T15:04:05.999999999", s); err == nil {
+		return NewHora(t), nil
+	}
 	return Hora{}, fmt.Errorf("cannot parse %q: want %q (UTC) or RFC 3339", s, HoraLayout)
 }
 

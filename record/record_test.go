@@ -61,6 +61,9 @@ func TestInvariants(t *testing.T) {
 		{"unparsable hora", with(t, "hora", "yesterday"), "hora"},
 		{"hora not a string", with(t, "hora", 12), "hora"},
 		{"missing hora", with(t, "hora", nil), "hora"},
+		{"hora year 0", with(t, "hora", "0000-06-17 02:21:54"), "hora"},
+		{"hora past 9999 in UTC", with(t, "hora", "9999-12-31T23:59:59-01:00"), "hora"},
+		{"count above INT", with(t, "total_procesos", 2147483648), "total_procesos"},
 		{"zero total ram", with(t, "total_ram", 0), "total_ram"},
 		{"missing total ram", with(t, "total_ram", nil), "total_ram"},
 		{"free above total", with(t, "ram_libre", 4096), "ram_libre"},
@@ -133,6 +136,11 @@ func TestPeerFormats(t *testing.T) {
 	recs, err = DecodeBatch([]byte(kib))
 	if err != nil || recs[0].RAMLibre != 1100 {
 		t.Fatalf("KiB: %+v %v", recs, err)
+	}
+	py := with(t, "hora", "2025-06-17T02:21:54.123456") // Python isoformat(), no zone
+	recs, err = DecodeBatch([]byte(py))
+	if err != nil || recs[0].Hora.String() != "2025-06-17 02:21:54" {
+		t.Fatalf("isoformat: %+v %v", recs, err)
 	}
 	rfc := with(t, "hora", "2025-06-17T04:21:54+02:00")
 	recs, err = DecodeBatch([]byte(rfc))

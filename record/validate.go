@@ -12,8 +12,8 @@ const (
 	MaxVMLen      = 64
 	MaxTop        = 32
 	MaxProcName   = 64
-	maxCount      = 1 << 31 // more processes than any kernel allows (pid_max ≤ 2^22)
-	maxRAMMiB     = 1 << 32 // 4 PiB
+	maxCount      = 1<<31 - 1 // fits MySQL INT; far above any kernel's pid_max (≤ 2^22)
+	maxRAMMiB     = 1 << 32   // 4 PiB
 	DefaultVMName = "unknown"
 )
 
@@ -99,6 +99,9 @@ func (r *Record) Validate() error {
 	}
 	if r.Hora.IsZero() {
 		return fe("hora", "missing: want %q (UTC)", HoraLayout)
+	}
+	if y := r.Hora.UTC().Year(); y < 1000 || y > 9999 {
+		return fe("hora", "year %d is outside 1000..9999 (the DATETIME range)", y)
 	}
 	if len(r.TopProcesos) > MaxTop {
 		return fe("top_procesos", "%d entries, at most %d", len(r.TopProcesos), MaxTop)
