@@ -103,6 +103,20 @@ func TestInsertEachAndMultiStoreOnce(t *testing.T) {
 	}
 }
 
+// TestIDsAreCaseSensitive: "abc" and "ABC" are different records, as validation
+// and the relay treat them; a case-insensitive key would drop one silently.
+func TestIDsAreCaseSensitive(t *testing.T) {
+	st := open(t)
+	recs := testRecords("x", 2)
+	recs[0].ID, recs[1].ID = "case-id", "CASE-ID"
+	if err := st.InsertMulti(context.Background(), "route2", time.Now(), recs); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, st, ""); n != 2 {
+		t.Fatalf("%d rows for ids differing only in case, want 2", n)
+	}
+}
+
 func TestFailedTransactionStoresNothing(t *testing.T) {
 	st := open(t)
 	recs := testRecords("c", 5)

@@ -10,10 +10,11 @@ import (
 // migrations are applied in order; each must be idempotent (two route replicas may
 // start at once) and is recorded in schema_version.
 var migrations = []string{
-	// 1: the records table. The primary key on id makes retries idempotent; route
+	// 1: the records table. The primary key on id makes retries idempotent (ids
+	// compare byte for byte: "abc" and "ABC" are two records); route
 	// says which ingest strategy stored the row; stored_at is the commit time.
 	`CREATE TABLE IF NOT EXISTS records (
-		id                   VARCHAR(64) NOT NULL,
+		id                   VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
 		vm                   VARCHAR(64) NOT NULL,
 		route                VARCHAR(16) NOT NULL,
 		hora                 DATETIME    NOT NULL,
