@@ -182,6 +182,20 @@ func TestAgentBinaryCountMode(t *testing.T) {
 			t.Fatalf("record %+v", r)
 		}
 	}
+	// A source that cannot be read makes the agent exit with the reason, instead
+	// of serving "starting" forever.
+	cmd := exec.Command(bin, "-source", "procfs", "-proc", t.TempDir(), "-addr", "127.0.0.1:0")
+	done := make(chan []byte, 1)
+	go func() { out, _ := cmd.CombinedOutput(); done <- out }()
+	select {
+	case out := <-done:
+		if cmd.ProcessState.Success() || !strings.Contains(string(out), "first reading") {
+			t.Fatalf("unreadable source: exit %v, output %s", cmd.ProcessState, out)
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the agent kept running with an unreadable source")
+	}
 	// A bad flag names itself.
 	msg, err := exec.Command(bin, "-interval", "1ms").CombinedOutput()
 	if err == nil || !strings.Contains(string(msg), "-interval") {

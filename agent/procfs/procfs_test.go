@@ -136,7 +136,8 @@ func TestThisMachine(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := r.Procs
-	if p.Total == 0 || p.Running < 1 || p.Running+p.Sleeping+p.Zombie+p.Stopped+p.Other != p.Total {
+	// (Running may be 0: a multi-threaded process shows its main thread's state.)
+	if p.Total == 0 || p.Running+p.Sleeping+p.Zombie+p.Stopped+p.Other != p.Total {
 		t.Fatalf("procs = %+v", p)
 	}
 	if r.Mem.TotalMiB <= 0 || r.Mem.AvailableMiB > r.Mem.TotalMiB {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"syscall"
 
 	"github.com/vmpulse/vmpulse/agent/source"
 	"github.com/vmpulse/vmpulse/record"
@@ -90,8 +91,8 @@ func readStat(path string, buf []byte) (procStat, []byte, error) {
 	n, err := io.ReadFull(f, buf[:cap(buf)])
 	f.Close()
 	if err != nil && err != io.ErrUnexpectedEOF {
-		if errors.Is(err, io.EOF) || errors.Is(err, os.ErrNotExist) {
-			return procStat{}, buf, errGone // the process exited while we read it (ESRCH reads as EOF)
+		if errors.Is(err, io.EOF) || errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+			return procStat{}, buf, errGone // the process exited between open and read
 		}
 		return procStat{}, buf, fmt.Errorf("read %s: %w", path, err)
 	}

@@ -76,9 +76,20 @@ func run(args []string, log *slog.Logger) error {
 	}
 
 	log.Info("vmpulse-agent starting", "source", s.Name(), "vm", vm, "interval", interval.String())
-	errc := make(chan error, 1)
-	go func() { errc <- sampler.Run(ctx) }()
-	srvErr := httpserve.Run(ctx, log, "agent", httpserve.New(addr, sampler.Handler()))
-	stop()
-	return errors.Join(srvErr, <-errc)
+	// The sampler only returns early when its first reading fails: then the agent
+	// must exit (and systemd restart it) rather than serve "starting" forever.
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sampled := make(chan error, 1)
+	go func() { sampled <- sampler.Run(runCtx) }()
+	served := make(chan error, 1)
+	go func() { served <- httpserve.Run(runCtx, log, "agent", httpserve.New(addr, sampler.Handler())) }()
+	select {
+	case err := <-sampled:
+		cancel()
+		return errors.Join(err, <-served)
+	case err := <-served:
+		cancel()
+		return errors.Join(err, <-sampled)
+	}
 }
