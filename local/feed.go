@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,7 +23,7 @@ type Feeder struct {
 	log                *slog.Logger
 	client             *http.Client
 
-	sent, retries atomic.Int64
+	sent, retries, rejected atomic.Int64
 }
 
 // NewFeeder returns a feeder from agentURL to splitURL (base URLs).
@@ -52,6 +53,15 @@ func (f *Feeder) Run(ctx context.Context) {
 		for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
 			err := f.post(ctx, body)
 			if err == nil {
+				f.sent.Add(1)
+				break
+			}
+			var rej *rejected
+			if errors.As(err, &rej) {
+				// The routes refuse this sample for good (it is invalid): retrying
+				// would stop all feeding. It was never accepted, so nothing is lost.
+				f.rejected.Add(1)
+				f.log.Error("the routes rejected a sample; skipping it", "id", id, "err", err)
 				break
 			}
 			if ctx.Err() != nil {
@@ -66,7 +76,6 @@ func (f *Feeder) Run(ctx context.Context) {
 			}
 		}
 		last = id
-		f.sent.Add(1)
 	}
 }
 
@@ -99,8 +108,17 @@ func (f *Feeder) post(ctx context.Context, body []byte) error {
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusCreated {
-		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(msg))
+	switch {
+	case resp.StatusCode == http.StatusCreated:
+		return nil
+	case resp.StatusCode >= 400 && resp.StatusCode < 500 &&
+		resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests:
+		return &rejected{fmt.Sprintf("%s: %s", resp.Status, bytes.TrimSpace(msg))}
 	}
-	return nil
+	return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(msg))
 }
+
+// rejected is a final refusal (4xx): the sample is invalid, retrying cannot help.
+type rejected struct{ msg string }
+
+func (r *rejected) Error() string { return r.msg }

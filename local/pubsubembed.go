@@ -22,9 +22,21 @@ type embeddedPubSub struct {
 	srv    *pstest.Server
 	closed atomic.Bool
 	gate   *publishGate
+	dels   *deleteWatch
 }
 
 type publishGate struct{ closed atomic.Bool }
+
+// deleteWatch remembers when a subscription was last deleted: pstest counts the
+// acknowledgements of a deleted subscription in Message.Acks, so messages
+// published before a deletion cannot be judged by their ack count.
+type deleteWatch struct{ last atomic.Int64 } // unix nanoseconds
+
+// React implements pstest.Reactor for DeleteSubscription.
+func (d *deleteWatch) React(any) (bool, any, error) {
+	d.last.Store(time.Now().UnixNano())
+	return false, nil, nil
+}
 
 // React implements pstest.Reactor for Publish.
 func (g *publishGate) React(any) (bool, any, error) {
@@ -35,9 +47,11 @@ func (g *publishGate) React(any) (bool, any, error) {
 }
 
 func startPubSub(addr string) *embeddedPubSub {
-	g := &publishGate{}
-	srv := pstest.NewServerWithAddress(addr, pstest.ServerReactorOption{FuncName: "Publish", Reactor: g})
-	return &embeddedPubSub{srv: srv, gate: g}
+	g, d := &publishGate{}, &deleteWatch{}
+	srv := pstest.NewServerWithAddress(addr,
+		pstest.ServerReactorOption{FuncName: "Publish", Reactor: g},
+		pstest.ServerReactorOption{FuncName: "DeleteSubscription", Reactor: d})
+	return &embeddedPubSub{srv: srv, gate: g, dels: d}
 }
 
 // Addr is the host:port to use as an emulator host.
@@ -54,22 +68,29 @@ func (e *embeddedPubSub) Close() error {
 // subscription after 10 minutes, so older messages need no acknowledgement.
 const retention = 10 * time.Minute
 
-// compact clears the fake's messages when there are more than keep and all of them
-// were acknowledged by every subscriber (subscribers() counts the subscriptions of
-// the topic), or are older than pstest's retention. It reports whether it cleared.
+// compact clears the fake's messages when there are more than keep and each of
+// them is either older than pstest's retention or acknowledged by every
+// subscription of the topic (subscribers() counts them) and published after the
+// last subscription deletion. It reports whether it cleared. Publishes are
+// refused while it checks, and the subscriptions are counted once they are, so
+// the count covers every subscription that can hold a message being judged.
 func (e *embeddedPubSub) compact(keep int, subscribers func() (int, error)) (bool, error) {
 	if len(e.srv.Messages()) <= keep {
 		return false, nil
 	}
+	e.gate.closed.Store(true)
+	defer e.gate.closed.Store(false)
 	subs, err := subscribers()
 	if err != nil {
 		return false, err
 	}
-	e.gate.closed.Store(true)
-	defer e.gate.closed.Store(false)
 	now := time.Now()
+	lastDelete := time.Unix(0, e.dels.last.Load())
 	for _, m := range e.srv.Messages() {
-		if m.Acks < subs && now.Sub(m.PublishTime) < retention {
+		if now.Sub(m.PublishTime) >= retention {
+			continue
+		}
+		if m.Acks < subs || !m.PublishTime.After(lastDelete) {
 			return false, nil
 		}
 	}

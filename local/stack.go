@@ -67,8 +67,11 @@ type Stack struct {
 	log   *slog.Logger
 
 	cancel  context.CancelFunc
-	servers []*namedServer // shut down in this order
-	closers []func() error // then these, in this order
+	servers []*namedServer // shut down in this order, then:
+	routes  []func() error // finish commits and publications
+	relayC  func() error   // stop streaming, delete the subscription
+	stores  []func() error // close the database pools
+	infra   []func() error // the Pub/Sub client, then the stand-ins
 	errc    chan error
 	feeder  *Feeder
 	proxy   *split.Proxy
@@ -115,7 +118,7 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 			ln.Close()
 			return s, err
 		}
-		s.closers = append(s.closers, db.Close)
+		s.infra = append(s.infra, db.Close)
 		s.Addrs.MySQL = db.addr
 		dsn = db.DSN(cfg.DBName)
 	}
@@ -133,7 +136,7 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 		addr := ln.Addr().String()
 		ln.Close()
 		fake = startPubSub(addr)
-		s.closers = append(s.closers, fake.Close)
+		s.infra = append(s.infra, fake.Close)
 		emu = fake.Addr()
 	}
 	s.Addrs.Pubsub = emu
@@ -141,7 +144,7 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 	if err != nil {
 		return s, err
 	}
-	s.closers = append([]func() error{client.Close}, s.closers...)
+	s.infra = append([]func() error{client.Close}, s.infra...)
 	if err := pubsub.EnsureTopic(ctx, client, cfg.Topic, true); err != nil {
 		return s, err
 	}
@@ -180,7 +183,7 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 		if err != nil {
 			return s, err
 		}
-		s.closers = append([]func() error{shared.Close}, s.closers...)
+		s.stores = append(s.stores, shared.Close)
 	}
 	for _, route := range []string{ingest.Route1, ingest.Route2} {
 		rlog := log.With("component", route)
@@ -189,7 +192,7 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 			if store, err = mysql.Open(ctx, mysql.Config{DSN: dsn, Database: cfg.DBName, Wait: 10 * time.Second}, rlog); err != nil {
 				return s, fmt.Errorf("%s: %w", route, err)
 			}
-			s.closers = append([]func() error{store.Close}, s.closers...)
+			s.stores = append(s.stores, store.Close)
 		}
 		pub := pubsub.NewPublisher(client, cfg.Topic, rlog)
 		srv, err := ingest.NewServer(ingest.Config{Route: route, Store: store, Pub: pub, Log: rlog,
@@ -201,8 +204,7 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 			return s, err
 		}
 		pub.OnResult = srv.PublishResult
-		// Closed after the HTTP servers: finish commits, then publications, then the DB.
-		s.closers = append([]func() error{func() error { srv.Close(); pub.Stop(); return nil }}, s.closers...)
+		s.routes = append(s.routes, func() error { srv.Close(); pub.Stop(); return nil })
 		ln, err := listen(route, routeAddr[route], "-"+route+"-addr")
 		if err != nil {
 			return s, err
@@ -244,7 +246,7 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 			relayLn.Close()
 			return s, err
 		}
-		s.closers = append([]func() error{s.relay.Close}, s.closers...)
+		s.relayC = s.relay.Close
 	}
 
 	// Serve. Shutdown order: split first (no new work), then routes, relay, agent.
@@ -334,7 +336,13 @@ func (s *Stack) Close() error {
 			cancel()
 			<-ns.done
 		}
-		for _, c := range s.closers {
+		// Routes first, so their last publications still reach the relay.
+		closers := append([]func() error{}, s.routes...)
+		if s.relayC != nil {
+			closers = append(closers, s.relayC)
+		}
+		closers = append(append(closers, s.stores...), s.infra...)
+		for _, c := range closers {
 			if err := c(); err != nil {
 				errs = append(errs, err)
 			}
