@@ -43,6 +43,8 @@ type Server struct {
 	pubErrs   *metrics.CounterVec
 	published *metrics.CounterVec
 
+	inflight sync.WaitGroup // ingest requests between decoding and publishing
+
 	healthMu   sync.Mutex
 	healthAt   time.Time
 	healthErrs map[string]string
@@ -97,9 +99,14 @@ func NewServer(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Close stops accepting writes and waits for the accepted ones to commit. Call it
-// after the HTTP server has shut down.
-func (s *Server) Close() { s.writer.Close() }
+// Close stops accepting writes, waits for the accepted ones to commit and for
+// their handlers to hand them to the publisher. Call it after the HTTP server has
+// shut down (handlers still running after the shutdown grace finish here), and
+// before stopping the publisher.
+func (s *Server) Close() {
+	s.writer.Close()
+	s.inflight.Wait()
+}
 
 // Registry exposes the metrics registry (to add collectors).
 func (s *Server) Registry() *metrics.Registry { return s.reg }
@@ -148,6 +155,8 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request) {
+	s.inflight.Add(1)
+	defer s.inflight.Done()
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || (mt != "application/json" && mt != "text/json") {
 		s.fail(w, http.StatusUnsupportedMediaType, "content_type", errorBody{

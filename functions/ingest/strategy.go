@@ -106,7 +106,7 @@ type result struct {
 // GroupConfig tunes GroupCommit.
 type GroupConfig struct {
 	MaxRecords int           // records per group (default 1000)
-	MaxDelay   time.Duration // how long a group that is not full waits for more (default 2ms)
+	MaxDelay   time.Duration // how long a group that is not full waits for more (0: 2ms; negative: no wait)
 	Writers    int           // groups committing at once (default 4)
 	Queue      int           // requests waiting at most (default 8192); Write blocks beyond
 	OnBatch    func(records int)
@@ -117,7 +117,10 @@ func NewGroupCommit(store Store, route string, cfg GroupConfig) *GroupCommit {
 	if cfg.MaxRecords <= 0 {
 		cfg.MaxRecords = 1000
 	}
-	if cfg.MaxDelay < 0 {
+	switch {
+	case cfg.MaxDelay == 0:
+		cfg.MaxDelay = 2 * time.Millisecond
+	case cfg.MaxDelay < 0:
 		cfg.MaxDelay = 0
 	}
 	if cfg.Writers <= 0 {

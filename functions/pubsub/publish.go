@@ -3,6 +3,7 @@ package pubsub
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -21,6 +22,9 @@ type Publisher struct {
 	p   *gps.Publisher
 	log *slog.Logger
 	wg  sync.WaitGroup
+
+	mu      sync.Mutex // guards stopped and wg.Add against Stop
+	stopped bool
 
 	// OnResult, when set, is called once per message after Pub/Sub answered.
 	OnResult func(err error)
@@ -45,6 +49,17 @@ func NewPublisher(c *gps.Client, topic string, log *slog.Logger) *Publisher {
 // batcher; results are collected in the background (the client retries transient
 // errors until its timeout) and failures are logged and reported to OnResult.
 func (p *Publisher) Publish(ctx context.Context, route string, storedAt time.Time, commit time.Duration, recs []record.Record) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		for i := range recs {
+			p.log.Error("publish after shutdown: record stored but not streamed", "id", recs[i].ID)
+			if p.OnResult != nil {
+				p.OnResult(errStopped)
+			}
+		}
+		return
+	}
 	at := storedAt.UTC().Format(time.RFC3339Nano)
 	ms := strconv.FormatFloat(float64(commit.Microseconds())/1000, 'f', 3, 64)
 	results := make([]*gps.PublishResult, 0, len(recs))
@@ -72,8 +87,14 @@ func (p *Publisher) Publish(ctx context.Context, route string, storedAt time.Tim
 	}()
 }
 
-// Stop flushes what is buffered and waits for every result.
+var errStopped = errors.New("pubsub: publisher stopped")
+
+// Stop flushes what is buffered and waits for every result. Later Publish calls
+// publish nothing and report an error for each record.
 func (p *Publisher) Stop() {
+	p.mu.Lock()
+	p.stopped = true
+	p.mu.Unlock()
 	p.p.Stop()
 	p.wg.Wait()
 }

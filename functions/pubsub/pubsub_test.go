@@ -2,10 +2,14 @@ package pubsub
 
 import (
 	"context"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/vmpulse/vmpulse/internal/testenv"
+	"github.com/vmpulse/vmpulse/record"
 )
 
 func TestNames(t *testing.T) {
@@ -61,5 +65,39 @@ func TestTopicAndSubscriptionLifecycle(t *testing.T) {
 		if err := DeleteSubscription(ctx, c, name); err != nil {
 			t.Fatalf("delete #%d: %v", i+1, err)
 		}
+	}
+}
+
+// TestPublishAfterStopIsReported: a record handed over after Stop is not silently
+// lost: each gets an error result (and a log line).
+func TestPublishAfterStopIsReported(t *testing.T) {
+	ctx := context.Background()
+	c, err := Connect(ctx, "vmpulse-test", testenv.PubsubEmulator(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	topic := testenv.Unique("stopped")
+	if err := EnsureTopic(ctx, c, topic, true); err != nil {
+		t.Fatal(err)
+	}
+	p := NewPublisher(c, topic, slog.New(slog.DiscardHandler))
+	var mu sync.Mutex
+	var ok, failed int
+	p.OnResult = func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			failed++
+		} else {
+			ok++
+		}
+	}
+	recs := []record.Record{{ID: "a", VM: "v"}, {ID: "b", VM: "v"}}
+	p.Publish(ctx, "route1", time.Now(), time.Millisecond, recs)
+	p.Stop()
+	p.Publish(ctx, "route1", time.Now(), time.Millisecond, recs)
+	if ok != 2 || failed != 2 {
+		t.Fatalf("ok %d failed %d, want 2 and 2", ok, failed)
 	}
 }

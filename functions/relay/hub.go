@@ -8,6 +8,7 @@
 //
 //	{"type":"history","items":[Item, ...]}   once, right after connect (oldest first)
 //	{"type":"batch","items":[Item, ...]}     live, ≤ 10 frames per second
+//	{"type":"ping"}                          keepalive when nothing else was sent for a ping period
 //
 // Item is {"route":"route1","commit_ms":3.25,"stored_at":"<RFC 3339>","record":{…}}.
 // Clients send nothing but pong frames; anything else is read and ignored.
@@ -175,8 +176,8 @@ const (
 	flushEvery   = 100 * time.Millisecond // ≤ 10 frames per second per client
 	writeTimeout = 10 * time.Second
 	pongWait     = 60 * time.Second
-	pingEvery    = 25 * time.Second
-	maxFrame     = 2000 // items per frame
+	pingEvery    = 25 * time.Second // default of Options.PingEvery
+	maxFrame     = 2000             // items per frame
 )
 
 // CloseAll disconnects every client with "going away", so that they reconnect

@@ -208,6 +208,48 @@ func TestSlowClientIsDroppedAndDoesNotStallOthers(t *testing.T) {
 	t.Logf("slow client dropped after %d items of 20 KB; the fast one received all of them", total)
 }
 
+// TestTextKeepaliveWhenQuiet: browsers do not see ping control frames, so a quiet
+// stream carries {"type":"ping"} text frames; a busy one does not need them.
+func TestTextKeepaliveWhenQuiet(t *testing.T) {
+	h, srv, _ := newHubServer(t, 1, 64, Options{PingEvery: 150 * time.Millisecond})
+	c, _, err := dial(t, srv.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	read(t, c) // history
+	if f := read(t, c); f.Type != "ping" || len(f.Items) != 0 {
+		t.Fatalf("quiet stream: frame %+v, want a ping", f)
+	}
+	// While data flows every 50 ms, frames are batches, not pings.
+	stop := make(chan struct{})
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+				h.Add(fmt.Sprint("k", i), item(fmt.Sprint("k", i)))
+			}
+		}
+	}()
+	defer close(stop)
+	batches, pings := 0, 0
+	for batches < 10 {
+		switch f := read(t, c); f.Type {
+		case "batch":
+			batches++
+		case "ping":
+			pings++ // one may be on its way when data starts; a stalled machine may add one
+		default:
+			t.Fatalf("frame type %s", f.Type)
+		}
+	}
+	if pings > 2 {
+		t.Fatalf("%d pings among 10 batches while data flowed", pings)
+	}
+}
+
 func TestOriginCheck(t *testing.T) {
 	_, srv, _ := newHubServer(t, 1, 16, Options{AllowedOrigins: []string{"https://dash.example.com/"}})
 	cases := []struct {

@@ -19,13 +19,19 @@ type Options struct {
 	AllowedOrigins []string
 	// MaxClients bounds concurrent connections (0: 5000); more get 503.
 	MaxClients int
-	Log        *slog.Logger
+	// PingEvery is the keepalive period (0: 25 s): a ping control frame, plus a
+	// {"type":"ping"} text frame when no data went out in the period.
+	PingEvery time.Duration
+	Log       *slog.Logger
 }
 
 // Handler returns the GET /ws handler.
 func (h *Hub) Handler(o Options) http.Handler {
 	if o.MaxClients <= 0 {
 		o.MaxClients = 5000
+	}
+	if o.PingEvery <= 0 {
+		o.PingEvery = pingEvery
 	}
 	allowed := map[string]bool{}
 	any := false
@@ -72,7 +78,7 @@ func (h *Hub) Handler(o Options) http.Handler {
 		c := &client{conn: conn, queue: make(chan []byte, h.queueLen), gone: make(chan struct{})}
 		hist := h.register(c)
 		go c.readLoop(h)
-		c.writeLoop(h, hist, o.Log)
+		c.writeLoop(h, hist, o)
 	})
 }
 
@@ -107,7 +113,8 @@ func (c *client) readLoop(h *Hub) {
 	c.kick("")
 }
 
-func (c *client) writeLoop(h *Hub, hist [][]byte, log *slog.Logger) {
+func (c *client) writeLoop(h *Hub, hist [][]byte, o Options) {
+	log := o.Log
 	defer func() {
 		h.unregister(c)
 		c.conn.Close()
@@ -127,9 +134,10 @@ func (c *client) writeLoop(h *Hub, hist [][]byte, log *slog.Logger) {
 	}
 	flush := time.NewTicker(flushEvery)
 	defer flush.Stop()
-	ping := time.NewTicker(pingEvery)
+	ping := time.NewTicker(o.PingEvery)
 	defer ping.Stop()
 	batch := make([][]byte, 0, 256)
+	wrote := false // a data frame went out since the last ping tick
 	for {
 		select {
 		case <-c.gone:
@@ -147,6 +155,12 @@ func (c *client) writeLoop(h *Hub, hist [][]byte, log *slog.Logger) {
 			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)); err != nil {
 				return
 			}
+			// Browsers never show ping frames to the page, so a quiet stream also gets
+			// a text keepalive the page can see (it ignores the type otherwise).
+			if !wrote && !write(pingFrame, 0) {
+				return
+			}
+			wrote = false
 		case <-flush.C:
 			batch = batch[:0]
 		drain:
@@ -158,9 +172,14 @@ func (c *client) writeLoop(h *Hub, hist [][]byte, log *slog.Logger) {
 					break drain
 				}
 			}
-			if len(batch) > 0 && !write(frame("batch", batch), len(batch)) {
-				return
+			if len(batch) > 0 {
+				if !write(frame("batch", batch), len(batch)) {
+					return
+				}
+				wrote = true
 			}
 		}
 	}
 }
+
+var pingFrame = []byte(`{"type":"ping"}`)
