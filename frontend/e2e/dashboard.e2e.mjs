@@ -270,6 +270,7 @@ async function main() {
   });
 
   const url = `http://127.0.0.1:${pRelay}/`;
+  currentPageUrl = url;
   const navStart = Date.now();
   await page.goto(url, { waitUntil: 'load' });
   const hooks = () => page.evaluate(() => window.__vmpulse ?? null);
@@ -354,6 +355,7 @@ async function main() {
   // --- language toggle: Spanish by default for an es-ES browser, English after a click
   const pillText = () => page.textContent('[data-testid="conn-state"]');
   check((await pillText()).includes('en vivo'), `Spanish browser, pill says ${JSON.stringify(await pillText())}`);
+  check((await page.getAttribute('html', 'lang')) === 'es', `Spanish browser, html lang ${await page.getAttribute('html', 'lang')}`);
   await page.click('[data-testid="lang-toggle"]');
   await waitFor('English labels', async () => ({ ok: (await pillText()).includes('live'), text: await pillText() }), 5000);
   check((await page.getAttribute('html', 'lang')) === 'en', 'html lang not en after the toggle');
@@ -457,6 +459,8 @@ async function main() {
   check(pageErrors.length === 0, `the page reported errors:\n${pageErrors.join('\n')}`);
   ok('no page errors');
 
+  await malformedRecords(ctx);
+
   const hFinal = await hooks();
   console.log('');
   console.log('measurements');
@@ -480,6 +484,76 @@ async function main() {
     JSON.stringify({ firstPointMs, firstPointWall, milestones, reconnectMs, ...perf, screenshots: [shotLive, shotDown, shotAfter] }, null, 2),
   );
 }
+
+/**
+ * A page whose websocket is answered by the test itself (no relay) with records of
+ * shapes the contract does not allow: top_procesos with null and a non-string name,
+ * a numeric hora. The page must keep rendering (it used to throw during render and
+ * React unmounted everything) and ignore the relay's {"type":"ping"} keepalive.
+ */
+async function malformedRecords(ctx) {
+  const page = await ctx.newPage();
+  currentPage = page;
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`console.error: ${m.text()}`);
+  });
+  const now = Date.now();
+  const rec = (i, extra = {}) => ({
+    id: `mock-${i}`,
+    vm: 'mock-vm',
+    total_ram: 2048,
+    ram_libre: 1024,
+    uso_ram: 1024,
+    porcentaje_ram: 50,
+    porcentaje_cpu_uso: 20,
+    porcentaje_cpu_libre: 80,
+    procesos_corriendo: 2,
+    total_procesos: 100,
+    procesos_durmiendo: 98,
+    procesos_zombie: 0,
+    procesos_parados: 0,
+    hora: new Date(now - (40 - i) * 1000).toISOString().slice(0, 19).replace('T', ' '),
+    ...extra,
+  });
+  const items = Array.from({ length: 40 }, (_, i) => ({
+    route: i % 2 ? 'route2' : 'route1',
+    commit_ms: 2,
+    stored_at: new Date(now - (40 - i) * 1000).toISOString(),
+    record: rec(i, i === 10 ? { hora: 12345 } : {}),
+  }));
+  items[39].record.top_procesos = [
+    null,
+    { pid: 1, name: { evil: true }, state: 'S', rss_mib: 1 },
+    { pid: 2, name: 42, state: 'R', rss_mib: 2 },
+    { pid: 3, name: 'good-proc', state: 'S', rss_mib: 3 },
+  ];
+  await page.routeWebSocket(/\/ws$/, (ws) => {
+    ws.send(JSON.stringify({ type: 'history', items }));
+    ws.send(JSON.stringify({ type: 'ping' }));
+  });
+  await page.goto(currentPageUrl, { waitUntil: 'load' });
+  const seen = await waitFor(
+    'the page with malformed records to render its charts and process table',
+    async () =>
+      page.evaluate(() => {
+        const pts = Number(document.querySelector('[data-testid="chart-cpu"]')?.getAttribute('data-points') ?? -1);
+        const top = [...document.querySelectorAll('[data-testid="top-procs"] tbody tr')].map((tr) => tr.textContent);
+        const panelErrors = document.querySelectorAll('[data-testid="panel-error"]').length;
+        const blank = !document.querySelector('[data-testid="conn-state"]');
+        return { ok: pts === 40 && top.length === 1, pts, top, panelErrors, blank };
+      }),
+    15_000,
+  );
+  check(seen.panelErrors === 0, `panels failed to render: ${JSON.stringify(seen)}`);
+  check(seen.top[0].includes('good-proc'), `top processes: ${JSON.stringify(seen.top)}`);
+  check(errors.length === 0, `the page with malformed records reported errors:\n${errors.join('\n')}`);
+  ok('malformed records (top_procesos [null], non-string name, numeric hora) are dropped or fixed; the page keeps rendering');
+  await page.close();
+}
+
+let currentPageUrl = '';
 
 async function cleanup() {
   for (const p of [...procs]) await stop(p);

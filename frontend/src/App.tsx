@@ -3,10 +3,11 @@
 // times per second, the heavier aggregates (percentiles, sparklines, route race) once
 // per second. So 100 records/s cost four renders per second, not a hundred.
 import { useEffect, useMemo, useRef, useState } from 'react';
+import { ErrorBoundary, PanelError } from './components/ErrorBoundary';
 import { CapacityPanel, ConnPill, formatAgo, MetricChart, ProcessPanel, RoutePanel, windowLabel } from './components/Panels';
 import type { DashboardConfig } from './lib/config';
 import { browserDeps, RelayConnection, type ConnectionInfo } from './lib/connection';
-import { detectLang, translator, type Lang } from './lib/i18n';
+import { LANG_KEY, translator, type Lang } from './lib/i18n';
 import {
   capacityView,
   chartView,
@@ -24,7 +25,6 @@ import { hooks, mark } from './testHooks';
 
 const TICK_MS = 250;
 const SLOW_MS = 1000;
-const LANG_KEY = 'vmpulse.lang';
 
 interface LiveView {
   chart: ChartView;
@@ -44,14 +44,6 @@ interface SlowView {
   duplicates: number;
   invalid: number;
   limited: number;
-}
-
-function safeGet(key: string): string | null {
-  try {
-    return localStorage.getItem(key);
-  } catch {
-    return null;
-  }
 }
 
 function safeSet(key: string, v: string): void {
@@ -74,9 +66,9 @@ const EMPTY_CHART: ChartView = {
   points: 0,
 };
 
-export function App({ config }: { config: Promise<DashboardConfig> }) {
+export function App({ config, initialLang }: { config: Promise<DashboardConfig>; initialLang: Lang }) {
   const store = useMemo(() => new DashboardStore(), []);
-  const [lang, setLang] = useState<Lang>(() => detectLang(navigator.languages, safeGet(LANG_KEY)));
+  const [lang, setLang] = useState<Lang>(initialLang);
   const t = useMemo(() => translator(lang), [lang]);
   const [windowS, setWindowS] = useState<number>(WINDOWS_S[0]);
   const [vmPick, setVmPick] = useState<string | null>(null);
@@ -197,6 +189,7 @@ export function App({ config }: { config: Promise<DashboardConfig> }) {
   };
 
   const vmName = (v: string) => (v === '' ? t('vmUnnamed') : v);
+  const panelError = (e: Error) => <PanelError error={e} t={t} />;
   const ago = slow ? slow.nowS - live.latestT : NaN;
 
   return (
@@ -258,11 +251,21 @@ export function App({ config }: { config: Promise<DashboardConfig> }) {
       </header>
 
       <main className="grid">
-        <MetricChart kind="cpu" chart={live.chart} latest={live.latest} lang={lang} t={t} />
-        <MetricChart kind="ram" chart={live.chart} latest={live.latest} lang={lang} t={t} />
-        <CapacityPanel cap={slow?.capacity ?? null} lang={lang} t={t} />
-        <ProcessPanel pv={slow?.procs ?? null} lang={lang} t={t} />
-        <RoutePanel rows={slow?.routes ?? []} lang={lang} t={t} windowS={windowS} />
+        <ErrorBoundary fallback={panelError} resetKey={slow?.clientNow}>
+          <MetricChart kind="cpu" chart={live.chart} latest={live.latest} lang={lang} t={t} />
+        </ErrorBoundary>
+        <ErrorBoundary fallback={panelError} resetKey={slow?.clientNow}>
+          <MetricChart kind="ram" chart={live.chart} latest={live.latest} lang={lang} t={t} />
+        </ErrorBoundary>
+        <ErrorBoundary fallback={panelError} resetKey={slow?.clientNow}>
+          <CapacityPanel cap={slow?.capacity ?? null} lang={lang} t={t} />
+        </ErrorBoundary>
+        <ErrorBoundary fallback={panelError} resetKey={slow?.clientNow}>
+          <ProcessPanel pv={slow?.procs ?? null} lang={lang} t={t} />
+        </ErrorBoundary>
+        <ErrorBoundary fallback={panelError} resetKey={slow?.clientNow}>
+          <RoutePanel rows={slow?.routes ?? []} lang={lang} t={t} windowS={windowS} />
+        </ErrorBoundary>
       </main>
 
       <footer className="footer muted small">

@@ -25,7 +25,9 @@ type Config struct {
 
 // Handler serves dist (the output of `npm run build`) with /config.json from cfg.
 // Unknown paths without a file extension get index.html, so client-side routes
-// survive a reload; directories are never listed. Hashed assets under /assets/ are
+// survive a reload, except /ws and /ws/…: that is the relay's path, and a page that
+// reaches this server there (a wrong relay URL) must fail visibly, not get HTML.
+// Directories are never listed. Hashed assets under /assets/ are
 // cached for a year; everything else must be revalidated so that a new deployment
 // is picked up at once. Every answer carries a Content-Security-Policy that lets the
 // page talk only to its own origin and to the relay named in cfg.
@@ -58,6 +60,11 @@ func Handler(dist fs.FS, cfg Config) http.Handler {
 			h.Set("Cache-Control", "public, max-age=31536000, immutable")
 		} else {
 			h.Set("Cache-Control", "no-cache")
+		}
+		if p == "ws" || strings.HasPrefix(p, "ws/") {
+			h.Set("Cache-Control", "no-cache")
+			http.NotFound(w, r)
+			return
 		}
 		if p != "" && !serveable(dist, p) {
 			if path.Ext(p) != "" {

@@ -95,6 +95,38 @@ func TestSPAFallback(t *testing.T) {
 	}
 }
 
+// The relay's path is not a client route: a page that reaches the web server at /ws
+// (an empty or wrong relay URL on Cloud Run) must get a 404, not index.html with 200.
+func TestWebSocketPathIsNotTheSPA(t *testing.T) {
+	h := Handler(dist, Config{RelayURL: "wss://relay.example/ws"})
+	for _, p := range []string{"/ws", "/ws/", "/ws/anything", "/ws?x=1", "//ws", "/./ws"} {
+		for _, m := range []string{"GET", "HEAD"} {
+			res, body := do(t, h, m, p)
+			if res.StatusCode != http.StatusNotFound {
+				t.Errorf("%s %s: %d, want 404", m, p, res.StatusCode)
+			}
+			if strings.Contains(body, "id=root") {
+				t.Errorf("%s %s served the page", m, p)
+			}
+		}
+	}
+	// a websocket handshake gets the 404 too
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/ws", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusNotFound {
+		t.Errorf("websocket handshake on /ws: %d, want 404", rec.Code)
+	}
+	// other paths that merely start with "ws" are still client routes
+	for _, p := range []string{"/wsx", "/vm/ws", "/wss"} {
+		if res, body := do(t, h, "GET", p); res.StatusCode != 200 || !strings.Contains(body, "id=root") {
+			t.Errorf("GET %s: %d, want index.html", p, res.StatusCode)
+		}
+	}
+}
+
 func TestCacheHeaders(t *testing.T) {
 	h := Handler(dist, Config{})
 	res, body := do(t, h, "GET", "/assets/index-AbC123.js")

@@ -9,6 +9,7 @@ function fetchReturning(status: number, body: unknown, seen?: string[]): FetchLi
     seen?.push(`${url} ${init?.cache}`);
     return {
       ok: status >= 200 && status < 300,
+      status,
       json: async () => {
         if (typeof body === 'string') return JSON.parse(body);
         return body;
@@ -37,6 +38,16 @@ describe('resolveRelayUrl', () => {
     expect(resolveRelayUrl('/relay/ws', https).relayUrl).toBe('wss://dash.example.run.app/relay/ws');
   });
 
+  it('upgrades ws:// and http:// to wss:// on an https page (no mixed content)', () => {
+    expect(resolveRelayUrl('ws://relay.example/ws', https).relayUrl).toBe('wss://relay.example/ws');
+    expect(resolveRelayUrl('ws://relay.example:8081/ws?a=1', https).relayUrl).toBe('wss://relay.example:8081/ws?a=1');
+    expect(resolveRelayUrl('http://relay.example/ws', https).relayUrl).toBe('wss://relay.example/ws');
+    expect(resolveRelayUrl('https://relay.example/ws', https).relayUrl).toBe('wss://relay.example/ws');
+    expect(resolveRelayUrl('wss://relay.example/ws', https).relayUrl).toBe('wss://relay.example/ws');
+    // an http page may use either
+    expect(resolveRelayUrl('ws://relay.example/ws', http).relayUrl).toBe('ws://relay.example/ws');
+  });
+
   it('rejects other schemes and garbage', () => {
     expect(resolveRelayUrl('ftp://x/ws', http).source).toBe('same-origin');
     expect(resolveRelayUrl('not a url', http).source).toBe('same-origin');
@@ -52,25 +63,47 @@ describe('loadConfig', () => {
     expect(cfg).toEqual({ relayUrl: 'wss://r.example/ws', source: 'config' });
   });
 
-  it('falls back to same-origin on empty relayUrl, 404, bad JSON, non-object and network errors', async () => {
+  it('falls back to same-origin on 404 and on a 2xx without a relayUrl', async () => {
     const same = { relayUrl: 'ws://127.0.0.1:8080/ws', source: 'same-origin' };
     expect(await loadConfig(fetchReturning(200, { relayUrl: '' }), http)).toEqual(same);
+    expect(await loadConfig(fetchReturning(200, {}), http)).toEqual(same);
     expect(await loadConfig(fetchReturning(404, 'nope'), http)).toEqual(same);
-    expect(await loadConfig(fetchReturning(200, '{bad json'), http)).toEqual(same);
+    // a static host that answers every path with index.html
+    expect(await loadConfig(fetchReturning(200, '<!doctype html>'), http)).toEqual(same);
     expect(await loadConfig(fetchReturning(200, 'null'), http)).toEqual(same);
     expect(await loadConfig(fetchReturning(200, [1, 2]), http)).toEqual(same);
-    const failing: FetchLike = async () => {
-      throw new TypeError('network down');
-    };
-    expect(await loadConfig(failing, http)).toEqual(same);
   });
 
-  it('gives up on a hanging fetch after the timeout', async () => {
-    const hanging: FetchLike = (_url, init) =>
-      new Promise((_resolve, reject) => {
-        init?.signal?.addEventListener('abort', () => reject(new Error('aborted')));
-      });
-    const cfg = await loadConfig(hanging, https, 20);
-    expect(cfg.relayUrl).toBe('wss://dash.example.run.app/ws');
+  /** a fetch that fails with each of `failures` in turn, then answers with the config */
+  function flaky(failures: ('network' | 'hang' | 500 | 503 | 'cut')[]) {
+    let n = 0;
+    const fn: FetchLike = (_url, init) => {
+      const f = failures[n++];
+      if (f === 'network') return Promise.reject(new TypeError('Failed to fetch'));
+      if (f === 'hang')
+        return new Promise((_resolve, reject) => {
+          init?.signal?.addEventListener('abort', () => reject(new DOMException('aborted', 'AbortError')));
+        });
+      if (f === 'cut')
+        return Promise.resolve({ ok: true, status: 200, json: () => Promise.reject(new TypeError('network error')) });
+      if (typeof f === 'number') return fetchReturning(f, 'Service Unavailable')('/config.json', init);
+      return fetchReturning(200, { relayUrl: 'wss://relay.example/ws' })('/config.json', init);
+    };
+    return { fn, calls: () => n };
+  }
+
+  it('retries network errors, timeouts, 5xx and cut-off bodies with backoff instead of falling back', async () => {
+    const waits: number[] = [];
+    const f = flaky(['network', 500, 'hang', 503, 'cut', 'network']);
+    const cfg = await loadConfig(f.fn, https, {
+      timeoutMs: 20,
+      random: () => 1,
+      sleep: async (ms) => {
+        waits.push(ms);
+      },
+    });
+    expect(cfg).toEqual({ relayUrl: 'wss://relay.example/ws', source: 'config' });
+    expect(f.calls()).toBe(7);
+    expect(waits).toEqual([500, 1000, 2000, 4000, 8000, 10_000]);
   });
 });

@@ -1,6 +1,7 @@
 // Run-time configuration: the relay URL comes from /config.json served next to the
 // page ({"relayUrl": "wss://..."}), never from the bundle. Empty or missing means the
 // same origin's /ws.
+import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff';
 
 export interface LocationLike {
   protocol: string; // "http:" | "https:"
@@ -22,7 +23,8 @@ export function sameOriginWs(loc: LocationLike): string {
  * resolveRelayUrl turns the relayUrl of config.json into a websocket URL.
  * ws:// and wss:// are kept; http(s):// is mapped to ws(s)://; a path ("/ws") is
  * resolved against the page's origin; anything else (empty, not a string, other
- * schemes) falls back to same-origin /ws.
+ * schemes) falls back to same-origin /ws. On an https page ws:// is upgraded to
+ * wss:// (browsers refuse an insecure websocket from a secure page).
  */
 export function resolveRelayUrl(raw: unknown, loc: LocationLike): DashboardConfig {
   const fallback: DashboardConfig = { relayUrl: sameOriginWs(loc), source: 'same-origin' };
@@ -51,35 +53,76 @@ export function resolveRelayUrl(raw: unknown, loc: LocationLike): DashboardConfi
     default:
       return fallback;
   }
+  if (loc.protocol === 'https:' && u.protocol === 'ws:') u.protocol = 'wss:';
   return { relayUrl: u.toString(), source: 'config' };
 }
 
 export type FetchLike = (input: string, init?: { cache?: 'no-store'; signal?: AbortSignal }) => Promise<{
   ok: boolean;
+  status: number;
   json(): Promise<unknown>;
 }>;
 
-/**
- * loadConfig fetches /config.json; a missing file, a non-2xx answer, bad JSON or a
- * network error all mean same-origin /ws (the local stack serves the page and /ws from
- * one process).
- */
-export async function loadConfig(
-  fetchFn: FetchLike,
-  loc: LocationLike,
-  timeoutMs = 5000,
-): Promise<DashboardConfig> {
+export interface LoadConfigOptions {
+  /** per attempt */
+  timeoutMs: number;
+  /** the wait between failed attempts (the reconnect backoff by default) */
+  backoff: BackoffOptions;
+  sleep: (ms: number) => Promise<void>;
+  random: () => number;
+}
+
+const DEFAULT_LOAD_OPTIONS: LoadConfigOptions = {
+  timeoutMs: 5000,
+  backoff: DEFAULT_BACKOFF,
+  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+  random: Math.random,
+};
+
+/** RETRY: this attempt failed in a way that may pass (network, timeout, 5xx, …). */
+const RETRY = null;
+
+async function fetchConfigOnce(fetchFn: FetchLike, loc: LocationLike, timeoutMs: number): Promise<DashboardConfig | null> {
   const ctl = typeof AbortController !== 'undefined' ? new AbortController() : undefined;
   const timer = ctl ? setTimeout(() => ctl.abort(), timeoutMs) : undefined;
   try {
     const res = await fetchFn('/config.json', { cache: 'no-store', signal: ctl?.signal });
-    if (!res.ok) return resolveRelayUrl(undefined, loc);
-    const body = await res.json();
+    // the server says there is no config: the page and /ws come from one process
+    if (res.status === 404 || res.status === 410) return resolveRelayUrl(undefined, loc);
+    if (!res.ok) return RETRY;
+    let body: unknown;
+    try {
+      body = await res.json();
+    } catch (e) {
+      // a 2xx that is not JSON (a static host answering every path with index.html)
+      // is a server without a config, as good as a 404; a body cut off is not
+      return e instanceof SyntaxError ? resolveRelayUrl(undefined, loc) : RETRY;
+    }
     const raw = body && typeof body === 'object' ? (body as { relayUrl?: unknown }).relayUrl : undefined;
     return resolveRelayUrl(raw, loc);
   } catch {
-    return resolveRelayUrl(undefined, loc);
+    return RETRY; // network error or timeout
   } finally {
     if (timer !== undefined) clearTimeout(timer);
+  }
+}
+
+/**
+ * loadConfig fetches /config.json. A 404 (or a 2xx without a relayUrl) means
+ * same-origin /ws (the local stack serves the page and /ws from one process). A
+ * network error, a timeout or another non-2xx answer (5xx while the server starts) is
+ * retried with backoff until it works: falling back to same-origin /ws then would
+ * connect to the wrong server forever.
+ */
+export async function loadConfig(
+  fetchFn: FetchLike,
+  loc: LocationLike,
+  opts: Partial<LoadConfigOptions> = {},
+): Promise<DashboardConfig> {
+  const o = { ...DEFAULT_LOAD_OPTIONS, ...opts };
+  for (let attempt = 1; ; attempt++) {
+    const cfg = await fetchConfigOnce(fetchFn, loc, o.timeoutMs);
+    if (cfg) return cfg;
+    await o.sleep(backoffDelay(attempt, o.random, o.backoff));
   }
 }

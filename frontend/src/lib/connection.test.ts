@@ -1,5 +1,11 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { RelayConnection, type ConnectionDeps, type ConnectionInfo, type SocketLike } from './connection';
+import {
+  DEFAULT_CONNECTION_OPTIONS,
+  RelayConnection,
+  type ConnectionDeps,
+  type ConnectionInfo,
+  type SocketLike,
+} from './connection';
 import type { ParsedFrame } from './protocol';
 import { item } from './testdata';
 
@@ -20,8 +26,8 @@ class FakeSocket implements SocketLike {
   send(o: unknown) {
     this.onmessage?.({ data: typeof o === 'string' ? o : JSON.stringify(o) });
   }
-  drop() {
-    this.onclose?.({ code: 1006 });
+  drop(code = 1006) {
+    this.onclose?.({ code });
   }
 }
 
@@ -129,13 +135,14 @@ describe('RelayConnection', () => {
     expect(conn.state).toMatchObject({ state: 'offline', failures: 3 });
     h.advance(1500);
     expect(h.sockets).toHaveLength(4);
-    // the relay is back: open and a frame reset the failure count
+    // the relay is back: a socket that stays open 30 s resets the failure count
     h.last.open();
     expect(conn.state.state).toBe('live');
     expect(conn.state.opens).toBe(2);
     h.last.send({ type: 'history', items: [item(5)] });
-    expect(conn.state.failures).toBe(0);
     expect(frames.at(-1)?.kind).toBe('history');
+    h.advance(30_000);
+    expect(conn.state.failures).toBe(0);
     // the next drop starts the backoff from the beginning again
     h.last.drop();
     expect(conn.state).toMatchObject({ state: 'reconnecting', failures: 1 });
@@ -212,6 +219,86 @@ describe('RelayConnection', () => {
     expect(conn.state.state).toBe('reconnecting');
     h.advance(1_000);
     expect(h.sockets).toHaveLength(2);
+  });
+
+  it('keeps a quiet relay that only sends {"type":"ping"} connected; pings are not data', () => {
+    make({ idleTimeoutMs: DEFAULT_CONNECTION_OPTIONS.idleTimeoutMs });
+    // comfortably above the relay's 25 s ping period, even when a ping is skipped
+    expect(DEFAULT_CONNECTION_OPTIONS.idleTimeoutMs).toBeGreaterThanOrEqual(70_000);
+    expect(DEFAULT_CONNECTION_OPTIONS.idleTimeoutMs).toBeLessThanOrEqual(90_000);
+    conn.start();
+    h.last.drop();
+    h.advance(10_000);
+    h.last.drop();
+    h.advance(10_000);
+    expect(conn.state.failures).toBe(2);
+    h.last.open();
+    h.last.send({ type: 'history', items: [] });
+    const got = frames.length;
+    // ten minutes of nothing but pings, every 25 s
+    for (let i = 0; i < 24; i++) {
+      h.advance(25_000);
+      h.last.send({ type: 'ping' });
+      if (i === 0) expect(conn.state.failures).toBe(2); // a ping 25 s after open does not count as a good socket yet
+    }
+    expect(h.sockets).toHaveLength(3);
+    expect(conn.state.state).toBe('live');
+    expect(frames).toHaveLength(got); // pings never reach the store
+    // a ping skipped because data went out early in its period: ~50 s of silence is fine
+    h.advance(49_000);
+    h.last.send({ type: 'ping' });
+    expect(h.sockets).toHaveLength(3);
+    // a really dead socket is still noticed
+    h.advance(DEFAULT_CONNECTION_OPTIONS.idleTimeoutMs);
+    expect(h.sockets[2].closed).toBe(true);
+    expect(conn.state.state).toBe('reconnecting');
+  });
+
+  it('resets the backoff only after the socket stayed open 30 s, not on the first frame', () => {
+    conn.start();
+    for (let i = 0; i < 3; i++) {
+      h.last.drop();
+      h.advance(conn.state.retryAt! - h.t);
+    }
+    expect(conn.state.failures).toBe(3);
+    // a relay that accepts, sends its history and drops us again after a few seconds
+    for (let i = 0; i < 3; i++) {
+      h.last.open();
+      h.last.send({ type: 'history', items: [item(1)] });
+      h.last.send({ type: 'batch', items: [item(2)] });
+      h.advance(5_000);
+      h.last.drop();
+      h.advance(conn.state.retryAt! - h.t);
+    }
+    expect(conn.state.failures).toBe(6);
+    h.last.open();
+    h.advance(29_999);
+    expect(conn.state.failures).toBe(6);
+    h.advance(1);
+    expect(conn.state.failures).toBe(0);
+    h.last.drop();
+    expect(conn.state).toMatchObject({ state: 'reconnecting', failures: 1 });
+  });
+
+  it('waits at least 5 s after the relay closed it as too slow (1013), even after a long session', () => {
+    h.rand = 0;
+    conn.start();
+    h.last.open();
+    h.last.send({ type: 'history', items: [item(1)] });
+    h.advance(120_000);
+    expect(conn.state.failures).toBe(0);
+    const at = h.t;
+    h.last.drop(1013);
+    expect(conn.state.retryAt! - at).toBeGreaterThanOrEqual(5_000);
+    h.advance(4_999);
+    expect(h.sockets).toHaveLength(1);
+    h.advance(1);
+    expect(h.sockets).toHaveLength(2);
+    // a plain drop after a long session still comes back fast
+    h.last.open();
+    h.advance(30_000);
+    h.last.drop(1006);
+    expect(conn.state.retryAt! - h.t).toBe(250);
   });
 
   it('retryNow skips the wait; markOffline reports the browser going offline', () => {

@@ -33,19 +33,39 @@ export interface ConnectionOptions {
   backoff: BackoffOptions;
   /** consecutive failed attempts after which the state is "offline" instead of "reconnecting" */
   offlineAfter: number;
-  /** close and reconnect when an open socket has been silent this long (0 = never) */
+  /**
+   * close and reconnect when an open socket has been silent this long (0 = never).
+   * Browsers never surface websocket ping control frames, so the relay sends a text
+   * frame {"type":"ping"} when it has sent nothing else for 25 s; any frame re-arms
+   * this timer. It must stay well above 2 × 25 s: a ping skipped because data went out
+   * early in one period can leave almost 50 s between frames.
+   */
   idleTimeoutMs: number;
+  /** a socket that stayed open this long resets the failure count (and so the backoff) */
+  stableAfterMs: number;
+  /**
+   * after the relay closes this client as too slow (close code 1013, "try again
+   * later"), the next attempt waits at least half of this and at most all of it, even
+   * when the socket had been up for long: reconnecting at once would pull the whole
+   * history again from a relay that just said it cannot keep up.
+   */
+  slowCloseDelayMs: number;
 }
+
+/** the close code the relay uses for a client whose queue overflowed */
+export const CLOSE_TRY_AGAIN_LATER = 1013;
 
 export const DEFAULT_CONNECTION_OPTIONS: ConnectionOptions = {
   backoff: DEFAULT_BACKOFF,
   offlineAfter: 3,
-  idleTimeoutMs: 60_000,
+  idleTimeoutMs: 75_000,
+  stableAfterMs: 30_000,
+  slowCloseDelayMs: 10_000,
 };
 
 export interface ConnectionInfo {
   state: ConnState;
-  /** consecutive failed attempts since the last frame received */
+  /** consecutive failed attempts; reset once a socket has stayed open stableAfterMs */
   failures: number;
   /** when the next attempt is due (deps.now() clock), or null */
   retryAt: number | null;
@@ -62,6 +82,7 @@ export class RelayConnection {
   private sock: SocketLike | null = null;
   private retryTimer: unknown = null;
   private idleTimer: unknown = null;
+  private stableTimer: unknown = null;
   private stopped = true;
   private info: ConnectionInfo = { state: 'connecting', failures: 0, retryAt: null, opens: 0 };
   private readonly opts: ConnectionOptions;
@@ -90,6 +111,7 @@ export class RelayConnection {
     this.stopped = true;
     this.clearRetry();
     this.clearIdle();
+    this.clearStable();
     const s = this.sock;
     this.sock = null;
     if (s) {
@@ -126,7 +148,7 @@ export class RelayConnection {
       s = this.deps.createSocket(this.url);
     } catch {
       // e.g. a malformed URL: treat it as a failed attempt and keep trying.
-      this.failed();
+      this.failed(0);
       return;
     }
     this.sock = s;
@@ -134,35 +156,52 @@ export class RelayConnection {
       if (this.sock !== s) return;
       this.set({ state: 'live', retryAt: null, opens: this.info.opens + 1 });
       this.armIdle();
+      // The backoff starts over only once the socket has proved stable: a relay that
+      // accepts and then drops (or closes us as slow) right away must not be hammered
+      // every 0.5 s, each time sending its whole history.
+      this.clearStable();
+      this.stableTimer = this.deps.setTimeout(() => {
+        this.stableTimer = null;
+        if (this.sock === s && this.info.failures !== 0) this.set({ failures: 0 });
+      }, Math.max(0, this.opts.stableAfterMs));
     };
     s.onmessage = (ev) => {
       if (this.sock !== s) return;
-      if (this.info.failures !== 0) this.set({ failures: 0 });
+      // Every frame proves the socket alive, the relay's {"type":"ping"} keepalive
+      // included; parseFrame ignores that one (it carries no data).
       this.armIdle();
       if (typeof ev.data !== 'string') return;
       const f = parseFrame(ev.data);
       if (f) this.handlers.onFrame(f, this.deps.now());
     };
-    const onGone = () => {
+    const onGone = (ev: unknown) => {
       if (this.sock !== s) return;
       detach(s);
       this.sock = null;
       this.clearIdle();
+      this.clearStable();
       try {
         s.close();
       } catch {
         /* ignore */
       }
-      this.failed();
+      const code = ev && typeof ev === 'object' ? (ev as { code?: unknown }).code : undefined;
+      this.failed(code === CLOSE_TRY_AGAIN_LATER ? this.opts.slowCloseDelayMs : 0);
     };
     s.onclose = onGone;
     s.onerror = onGone;
   }
 
-  private failed(): void {
+  /** failed schedules the next attempt; minCeilingMs > 0 makes it wait at least half of that. */
+  private failed(minCeilingMs: number): void {
     if (this.stopped) return;
     const failures = this.info.failures + 1;
-    const delay = backoffDelay(failures, () => this.deps.random(), this.opts.backoff);
+    const r = this.deps.random();
+    let delay = backoffDelay(failures, () => r, this.opts.backoff);
+    if (minCeilingMs > 0) {
+      const floor = backoffDelay(1, () => r, { baseMs: minCeilingMs, capMs: minCeilingMs });
+      delay = Math.max(delay, floor);
+    }
     const retryAt = this.deps.now() + delay;
     this.clearRetry();
     this.retryTimer = this.deps.setTimeout(() => {
@@ -189,6 +228,11 @@ export class RelayConnection {
   private clearIdle(): void {
     if (this.idleTimer !== null) this.deps.clearTimeout(this.idleTimer);
     this.idleTimer = null;
+  }
+
+  private clearStable(): void {
+    if (this.stableTimer !== null) this.deps.clearTimeout(this.stableTimer);
+    this.stableTimer = null;
   }
 
   private clearRetry(): void {

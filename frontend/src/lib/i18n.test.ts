@@ -1,5 +1,7 @@
+/// <reference types="vite/client" />
 import { describe, expect, it } from 'vitest';
-import { detectLang, DICTS, fmt, translator } from './i18n';
+import indexHtml from '../../index.html?raw';
+import { DEFAULT_LANG, detectLang, DICTS, fmt, startLang, translator } from './i18n';
 
 describe('i18n', () => {
   it('prefers Spanish when the browser prefers it', () => {
@@ -8,6 +10,18 @@ describe('i18n', () => {
     expect(detectLang(['fr-FR', 'es-ES'])).toBe('es');
     expect(detectLang(['de'])).toBe('en');
     expect(detectLang(undefined)).toBe('en');
+  });
+
+  it('index.html declares the default language, and the start sets the detected one on <html>', () => {
+    expect(DEFAULT_LANG).toBe('en');
+    expect(/<html lang="([^"]+)"/.exec(indexHtml)?.[1]).toBe(DEFAULT_LANG);
+    const root = { lang: 'xx' };
+    expect(startLang(['es-ES', 'en'], null, root)).toBe('es');
+    expect(root.lang).toBe('es');
+    expect(startLang(['de-DE'], null, root)).toBe('en');
+    expect(root.lang).toBe('en');
+    expect(startLang(['es-AR'], 'en', root)).toBe('en');
+    expect(root.lang).toBe('en');
   });
 
   it('a stored choice wins over the browser', () => {

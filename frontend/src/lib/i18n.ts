@@ -1,8 +1,16 @@
-// Spanish and English labels. Spanish is the default when the browser prefers it.
+// Spanish and English labels. Spanish when the browser prefers it, English otherwise;
+// index.html declares DEFAULT_LANG and main.tsx sets the detected one before the first
+// render, so <html lang> always matches the labels.
 
 export type Lang = 'es' | 'en';
 
-/** detectLang picks the first of navigator.languages that is Spanish or English. */
+/** the language without any preference (also index.html's <html lang>) */
+export const DEFAULT_LANG: Lang = 'en';
+
+/** where the user's explicit choice (the ES/EN toggle) is remembered */
+export const LANG_KEY = 'vmpulse.lang';
+
+/** detectLang picks the stored choice, else the first of navigator.languages that is Spanish or English. */
 export function detectLang(languages: readonly string[] | undefined, stored?: string | null): Lang {
   if (stored === 'es' || stored === 'en') return stored;
   for (const l of languages ?? []) {
@@ -10,7 +18,18 @@ export function detectLang(languages: readonly string[] | undefined, stored?: st
     if (p === 'es') return 'es';
     if (p === 'en') return 'en';
   }
-  return 'en';
+  return DEFAULT_LANG;
+}
+
+/** startLang detects the language at start and sets it on the root element (<html lang>). */
+export function startLang(
+  languages: readonly string[] | undefined,
+  stored: string | null | undefined,
+  root: { lang: string },
+): Lang {
+  const lang = detectLang(languages, stored);
+  root.lang = lang;
+  return lang;
 }
 
 const en = {
@@ -85,6 +104,8 @@ const en = {
   limited: '{n} dropped by memory limits',
   vmSelect: 'Select VM',
   seconds: 's',
+  panelError: 'This panel could not be drawn from the latest data; it is retried every second.',
+  pageError: 'The dashboard hit an error; reload the page.',
 };
 
 export type Key = keyof typeof en;
@@ -161,6 +182,8 @@ const es: Record<Key, string> = {
   limited: '{n} descartados por límites de memoria',
   vmSelect: 'Elegir VM',
   seconds: 's',
+  panelError: 'Este panel no se pudo dibujar con los últimos datos; se reintenta cada segundo.',
+  pageError: 'El panel de control tuvo un error; recargue la página.',
 };
 
 export const DICTS: Record<Lang, Record<Key, string>> = { en, es };

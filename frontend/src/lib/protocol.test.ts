@@ -64,4 +64,33 @@ describe('parseFrame', () => {
     expect(f.items[1].route).toBe('');
     expect(f.items[1].commit_ms).toBeNaN();
   });
+
+  it('keeps top_procesos only as well-formed entries and makes hora a string', () => {
+    const good = { pid: 1, name: 'init', state: 'S', rss_mib: 12 };
+    const items = [
+      item(1000, { top_procesos: [null, good, { ...good, name: 42 }, { ...good, pid: '7' }, { ...good, state: null }, { ...good, rss_mib: NaN }, 'x'] as never }),
+      item(2000, { top_procesos: { 0: good } as never, hora: 20260101 as never }),
+      item(3000, { top_procesos: 'lots' as never, hora: null as never }),
+      item(4000, { top_procesos: Array.from({ length: 100 }, (_, i) => ({ ...good, pid: i })) }),
+    ];
+    const f = parseFrame(JSON.stringify({ type: 'batch', items }))!;
+    expect(f.items).toHaveLength(4);
+    expect(f.items[0].record.top_procesos).toEqual([good]);
+    expect(f.items[1].record.top_procesos).toBeUndefined();
+    expect(f.items[1].record.hora).toBe('20260101');
+    expect(f.items[2].record.top_procesos).toBeUndefined();
+    expect(f.items[2].record.hora).toBe('');
+    expect(f.items[3].record.top_procesos).toHaveLength(32);
+    for (const it of f.items) {
+      expect(typeof it.record.hora).toBe('string');
+      for (const p of it.record.top_procesos ?? []) {
+        expect(typeof p.name).toBe('string');
+        expect(typeof p.state).toBe('string');
+      }
+    }
+  });
+
+  it('ignores the relay keepalive {"type":"ping"}', () => {
+    expect(parseFrame('{"type":"ping"}')).toBeNull();
+  });
 });

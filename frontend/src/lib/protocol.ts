@@ -1,7 +1,7 @@
 // Parsing of relay frames. The relay is trusted to send the contract, but the page must
 // not fall over on a frame it does not understand: unknown frame types and unknown
 // fields are ignored, items whose record is not usable are dropped and counted.
-import type { RelayItem, VmRecord } from './types';
+import type { RelayItem, TopProcess, VmRecord } from './types';
 
 export interface ParsedFrame {
   kind: 'history' | 'batch';
@@ -60,6 +60,37 @@ function usable(x: unknown): x is RelayItem {
   return true;
 }
 
+/** the record contract allows at most this many top_procesos entries */
+export const MAX_TOP_PROCESSES = 32;
+
+function isTopProcess(x: unknown): x is TopProcess {
+  if (!x || typeof x !== 'object') return false;
+  const p = x as Record<string, unknown>;
+  return (
+    typeof p.pid === 'number' &&
+    Number.isFinite(p.pid) &&
+    typeof p.name === 'string' &&
+    typeof p.state === 'string' &&
+    typeof p.rss_mib === 'number' &&
+    Number.isFinite(p.rss_mib)
+  );
+}
+
+/**
+ * sanitizeRecord makes the fields the page renders as text safe to render: hora is
+ * always a string, and top_procesos is kept only as an array of well-formed entries
+ * (bad entries are dropped). A `null` entry or an object where a name should be would
+ * otherwise throw while React renders and take the whole page down.
+ */
+function sanitizeRecord(r: VmRecord): void {
+  const raw = r as unknown as Record<string, unknown>;
+  if (typeof raw.hora !== 'string') r.hora = raw.hora === undefined || raw.hora === null ? '' : String(raw.hora);
+  if (raw.top_procesos !== undefined) {
+    if (Array.isArray(raw.top_procesos)) r.top_procesos = raw.top_procesos.filter(isTopProcess).slice(0, MAX_TOP_PROCESSES);
+    else delete r.top_procesos;
+  }
+}
+
 /** parseFrame parses one text frame; null for anything that is not a history/batch frame. */
 export function parseFrame(text: string): ParsedFrame | null {
   let v: unknown;
@@ -78,6 +109,7 @@ export function parseFrame(text: string): ParsedFrame | null {
       const it = x as RelayItem;
       if (typeof it.route !== 'string') it.route = '';
       if (typeof it.commit_ms !== 'number' || !Number.isFinite(it.commit_ms)) it.commit_ms = NaN;
+      sanitizeRecord(it.record);
       items.push(it);
     }
   }

@@ -107,4 +107,28 @@ describe('secondMeans', () => {
   it('handles empty input', () => {
     expect(secondMeans([], []).length).toBe(0);
   });
+
+  it('leaves out slivers of a second at the edges and around a hole', () => {
+    const t: number[] = [];
+    const v: number[] = [];
+    t.push(999.99); // the last 10 ms of a second that began before the window
+    v.push(100);
+    for (let i = 0; i < 300; i++) {
+      if (i >= 150 && i < 198) continue; // 1001.50 .. 1001.97 missing: a short hole
+      t.push(1000 + i * 0.01);
+      v.push(i % 4 === 0 ? 100 : 0);
+    }
+    t.push(1003.001); // one busy sample in a second that just started
+    v.push(100);
+    const m = secondMeans(t, v);
+    expect(m.length).toBe(3); // 1000, 1001 (52 samples: kept) and 1002
+    for (const x of m) expect(x).toBeCloseTo(25, 0);
+    expect(Math.max(...m)).toBeLessThan(30);
+  });
+
+  it('keeps every second when samples are a second or more apart', () => {
+    expect([...secondMeans([10, 11, 12, 13.5], [1, 2, 3, 4])]).toEqual([1, 2, 3, 4]);
+    expect([...secondMeans([10, 15, 20], [5, 6, 7])]).toEqual([5, 6, 7]);
+    expect([...secondMeans([10.2, 10.7, 11.1], [10, 30, 50])]).toEqual([20, 50]); // 2 vs 1 per second: kept
+  });
 });

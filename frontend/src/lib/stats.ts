@@ -110,23 +110,32 @@ export function rollingMean(
   }
 }
 
-/** secondMeans averages the values per whole second of their time (sorted input). */
-export function secondMeans(times: ArrayLike<number>, values: ArrayLike<number>): Float64Array {
-  const out: number[] = [];
+/**
+ * secondMeans averages the values per whole second of their time (sorted input).
+ * A second that holds fewer than minShare × the median number of samples per second is
+ * left out: at the edges of a window, and either side of a hole, a second is only a
+ * sliver of itself, and the mean of a sliver of 10 ms samples that flip between 0 and
+ * 100 % is noise (one sample in a just-started second would become the peak). With
+ * samples a second or more apart every second holds one sample and all are kept.
+ */
+export function secondMeans(times: ArrayLike<number>, values: ArrayLike<number>, minShare = 0.25): Float64Array {
+  const sums: number[] = [];
+  const counts: number[] = [];
   let cur = NaN;
-  let sum = 0;
-  let n = 0;
   for (let i = 0; i < times.length; i++) {
     const s = Math.floor(times[i]);
     if (s !== cur) {
-      if (n) out.push(sum / n);
       cur = s;
-      sum = 0;
-      n = 0;
+      sums.push(0);
+      counts.push(0);
     }
-    sum += values[i];
-    n++;
+    sums[sums.length - 1] += values[i];
+    counts[counts.length - 1]++;
   }
-  if (n) out.push(sum / n);
+  if (counts.length === 0) return new Float64Array(0);
+  const sorted = Float64Array.from(counts).sort();
+  const min = minShare * sorted[sorted.length >> 1];
+  const out: number[] = [];
+  for (let i = 0; i < counts.length; i++) if (counts[i] >= min) out.push(sums[i] / counts[i]);
   return Float64Array.from(out);
 }

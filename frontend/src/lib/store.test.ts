@@ -7,6 +7,7 @@ import {
   dedupeKey,
   DEFAULT_LIMITS,
   IdSet,
+  MAX_AHEAD_MS,
   processView,
   routeView,
   THRESHOLDS,
@@ -110,6 +111,43 @@ describe('DashboardStore ingest', () => {
     // the 15-minute window is full
     expect(chartView(st, 'vm-1', 900).points).toBe(90_001);
   }, 30_000);
+
+  it('refuses an item stamped far in the future instead of letting it evict everything', () => {
+    const st = new DashboardStore();
+    const items = stream(3000, 10); // 30 s at 100/s
+    const feed = (from: number, to: number) => {
+      for (let i = from; i < to; i += 10) st.ingest(batch(items.slice(i, i + 10)), T0 + (i + 9) * 10 + 40);
+    };
+    feed(0, 1500);
+    // a route with a clock a day ahead, in the middle of a normal batch, and alone in a batch
+    const bad = item(T0 + 86_400_000, { porcentaje_cpu_uso: 99 });
+    st.ingest(batch([items[1500], bad, items[1501]]), T0 + 15_010 + 40);
+    st.ingest(batch([item(T0 + 15_020 + 5 * MAX_AHEAD_MS)]), T0 + 15_030);
+    expect(st.invalid).toBe(2);
+    feed(1502, 3000);
+    expect(st.accepted).toBe(3000);
+    const cv = chartView(st, 'vm-1', 60);
+    expect(cv.points).toBe(3000);
+    expect(cv.toT).toBe((T0 + 29_990) / 1000);
+    // the relay clock estimate was not dragged into the future either
+    expect(st.serverNowS(T0 + 30_040)).toBeCloseTo((T0 + 29_990) / 1000, 1);
+    expect(routeView(st, st.serverNowS(T0 + 30_040), 60)[0].rateLive).toBeCloseTo(50, 0);
+    // a few seconds ahead (route clocks disagreeing a little) is fine
+    st.ingest(batch([item(T0 + 30_000 + MAX_AHEAD_MS / 2)]), T0 + 30_050);
+    expect(st.accepted).toBe(3001);
+  });
+
+  it('still takes the stream when the browser clock is minutes behind the relay', () => {
+    const st = new DashboardStore();
+    const skew = -10 * 60_000; // browser 10 min behind
+    const items = stream(2000, 10);
+    st.ingest(history(items.slice(0, 500)), T0 + 5000 + skew);
+    for (let i = 500; i < 2000; i += 10) st.ingest(batch(items.slice(i, i + 10)), T0 + (i + 9) * 10 + 40 + skew);
+    // at most the history and the first batches are lost while the page learns the offset
+    expect(st.accepted).toBeGreaterThanOrEqual(1500 - 30);
+    expect(st.vms.get('vm-1')!.latestT).toBe((T0 + 19_990) / 1000);
+    expect(st.serverNowS(T0 + 20_030 + skew)).toBeCloseTo((T0 + 19_990) / 1000, 1);
+  });
 });
 
 describe('views', () => {
@@ -160,6 +198,17 @@ describe('views', () => {
     expect(cv.cpuAvg[0]).toBeCloseTo(25, 0); // a full second of history before the left edge
     expect(cv.lastSecondSamples).toBe(100);
     expect(cv.cpuAvg.length).toBe(cv.points);
+  });
+
+  it('does not take one busy sample in a just-started second as the CPU peak', () => {
+    const st = new DashboardStore();
+    // 60 s at 100 samples/s, a quarter of them busy: every one-second mean is 25 %
+    st.ingest(batch(stream(6000, 10, (i) => ({ porcentaje_cpu_uso: i % 4 === 0 ? 100 : 0 }))), T0 + 60_000);
+    // the first sample of the next second happens to see the core busy
+    st.ingest(batch([item(T0 + 60_005, { porcentaje_cpu_uso: 100 })]), T0 + 60_010);
+    const c = capacityView(st, 'vm-1', 60);
+    expect(c.cpuPeak).toBeCloseTo(25, 5);
+    expect(c.cpuP95).toBeCloseTo(25, 5);
   });
 
   it('applies the verdict thresholds', () => {
@@ -263,6 +312,28 @@ describe('route race', () => {
     expect(r1.rateLive).toBeCloseTo(50, 0);
     expect(r1.rateWindow).toBeCloseTo(50, 0);
   });
+
+  it('divides by the time the buffer covers when its sample cap holds less than the window', () => {
+    const st = new DashboardStore();
+    // 150 records/s per route for 16 minutes: 135 000 per route in 15 min, over the 120 000 cap
+    const perS = 300;
+    const stepMs = 1000 / perS;
+    const n = 16 * 60 * perS;
+    for (let f = 0; f < n; f += 30) {
+      const items: RelayItem[] = [];
+      for (let i = f; i < f + 30; i++) items.push(item(T0 + i * stepMs, {}, i % 2 ? 'route2' : 'route1'));
+      st.ingest(batch(items), T0 + (f + 30) * stepMs);
+    }
+    const nowS = (T0 + n * stepMs) / 1000;
+    const rows = routeView(st, nowS, 900);
+    for (const r of rows) {
+      expect(st.routes.get(r.route)!.series.length).toBe(DEFAULT_LIMITS.maxSamplesPerRoute);
+      expect(r.total).toBe(n / 2);
+      expect(r.rateWindow).toBeGreaterThan(148);
+      expect(r.rateWindow).toBeLessThan(152);
+      expect(r.rateLive).toBeCloseTo(150, 0);
+    }
+  }, 30_000);
 
   it('always lists route1 and route2, and extra routes after them', () => {
     const st = new DashboardStore();

@@ -38,6 +38,20 @@ export const DEFAULT_LIMITS: StoreLimits = {
   maxRoutes: 8,
 };
 
+/**
+ * An item stamped more than this ahead of the relay's clock (as estimated from the live
+ * stream) is refused and counted as invalid: one sample from a clock far in the future
+ * would become the newest time of its series, push every real sample out of retention
+ * and make the ones that follow look too old to keep.
+ */
+export const MAX_AHEAD_MS = 60_000;
+/**
+ * After this many frames in a row with every item "too far ahead", the page's estimate
+ * of the relay clock is what is wrong (e.g. the browser's clock is behind, or jumped):
+ * the estimate is dropped and the frame taken as it is.
+ */
+export const AHEAD_FRAMES_RESET = 3;
+
 /** IdSet remembers the last `cap` ids (insertion order) for dedupe. */
 export class IdSet {
   private readonly set = new Set<string>();
@@ -101,7 +115,7 @@ export class DashboardStore {
   accepted = 0;
   /** items seen again (history overlap after a reconnect) */
   duplicates = 0;
-  /** items the frame parser could not use */
+  /** items the frame parser could not use, or stamped too far in the future */
   invalid = 0;
   /** items dropped by a limit (too many VMs or routes, older than retention) */
   limited = 0;
@@ -109,6 +123,8 @@ export class DashboardStore {
   latestId = '';
   private readonly ids: IdSet;
   private readonly offsets: number[] = [];
+  /** consecutive frames whose every item was too far ahead */
+  private aheadFrames = 0;
   private readonly vals = new Float64Array(NCOLS);
 
   constructor(readonly limits: StoreLimits = DEFAULT_LIMITS) {
@@ -118,19 +134,39 @@ export class DashboardStore {
   /** ingest takes one parsed frame; receivedAtMs is the client clock at arrival. */
   ingest(frame: ParsedFrame, receivedAtMs: number): void {
     this.invalid += frame.dropped;
+    const times = frame.items.map(itemTime);
+    // The relay's clock at arrival, corrected by the current offset estimate (this
+    // page's clock until the first live batch).
+    let limitMs = this.serverNowS(receivedAtMs) * 1000 + MAX_AHEAD_MS;
+    let timed = 0;
+    let ahead = 0;
+    for (const tMs of times) {
+      if (Number.isNaN(tMs)) continue;
+      timed++;
+      if (tMs > limitMs) ahead++;
+    }
+    if (timed > 0) {
+      this.aheadFrames = ahead === timed ? this.aheadFrames + 1 : 0;
+      if (this.aheadFrames >= AHEAD_FRAMES_RESET) {
+        this.aheadFrames = 0;
+        this.offsets.length = 0;
+        limitMs = Infinity;
+      }
+    }
     let newestMs = -Infinity;
     let changed = false;
-    for (const it of frame.items) {
-      const tMs = itemTime(it);
-      if (Number.isNaN(tMs)) {
+    frame.items.forEach((it, i) => {
+      const tMs = times[i];
+      if (Number.isNaN(tMs) || tMs > limitMs) {
         this.invalid++;
-        continue;
+        return;
       }
       if (tMs > newestMs) newestMs = tMs;
       if (this.add(it, tMs / 1000)) changed = true;
-    }
+    });
     // Live batches estimate the offset between this clock and the relay's, so that
-    // rates decay to zero when the stream stops instead of freezing.
+    // rates decay to zero when the stream stops instead of freezing. Items refused as
+    // too far ahead do not count.
     if (frame.kind === 'batch' && newestMs > -Infinity) {
       this.offsets.push(receivedAtMs - newestMs);
       if (this.offsets.length > 50) this.offsets.shift();
@@ -450,13 +486,15 @@ export function routeView(store: DashboardStore, nowS: number, windowS: number, 
     const [la, lb] = s.range(nowS - liveS, Infinity);
     const [wa, wb] = s.range(nowS - windowS, Infinity);
     const [p50, p95] = quantiles(s.col(0, wa, wb), [0.5, 0.95]);
-    // A route seen for less than the interval is divided by how long it has been
-    // seen, not by the whole interval (which would understate it at the start).
-    const seen = Math.max(nowS - rs.firstT, 1);
+    // Divide by the time the buffer actually covers when that is shorter than the
+    // interval: a route seen for less than the interval (at the start), or one whose
+    // buffer hit its sample cap and so holds less than the window (a fast route over
+    // 15 min). Dividing by the whole interval would understate either.
+    const covered = Math.max(s.length > 0 ? nowS - s.oldest : nowS - rs.firstT, 1);
     return {
       route: name,
-      rateLive: (lb - la) / Math.min(liveS, seen),
-      rateWindow: (wb - wa) / Math.min(windowS, seen),
+      rateLive: (lb - la) / Math.min(liveS, covered),
+      rateWindow: (wb - wa) / Math.min(windowS, covered),
       inWindow: wb - wa,
       total: rs.total,
       p50,
