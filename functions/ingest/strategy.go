@@ -75,9 +75,12 @@ func (p *PerRequest) Write(ctx context.Context, recs []record.Record) (Commit, e
 func (p *PerRequest) Close() {}
 
 // GroupCommit is the route2 strategy. Writers goroutines each take every request
-// waiting in the queue (up to MaxRecords records), wait up to MaxDelay for more when
-// the group is not full, and commit the group in one transaction. While one group
-// commits, the next one fills: the busier the route, the larger the groups.
+// waiting in the queue (up to MaxRecords records), optionally wait up to MaxDelay
+// for more when the group is not full, and commit the group in one transaction.
+// While one group commits, the next one fills: the busier the route, the larger
+// the groups. No wait is the default: measured here, a 2 ms linger cost a lone
+// client 80 % of its throughput (2 000 → 360 records/s) and gained nothing at 256
+// clients, where groups form by themselves.
 type GroupCommit struct {
 	store      Store
 	route      string
@@ -106,7 +109,7 @@ type result struct {
 // GroupConfig tunes GroupCommit.
 type GroupConfig struct {
 	MaxRecords int           // records per group (default 1000)
-	MaxDelay   time.Duration // how long a group that is not full waits for more (0: 2ms; negative: no wait)
+	MaxDelay   time.Duration // how long a group that is not full waits for more (default 0: no wait)
 	Writers    int           // groups committing at once (default 4)
 	Queue      int           // requests waiting at most (default 8192); Write blocks beyond
 	OnBatch    func(records int)
@@ -117,10 +120,7 @@ func NewGroupCommit(store Store, route string, cfg GroupConfig) *GroupCommit {
 	if cfg.MaxRecords <= 0 {
 		cfg.MaxRecords = 1000
 	}
-	switch {
-	case cfg.MaxDelay == 0:
-		cfg.MaxDelay = 2 * time.Millisecond
-	case cfg.MaxDelay < 0:
+	if cfg.MaxDelay < 0 {
 		cfg.MaxDelay = 0
 	}
 	if cfg.Writers <= 0 {

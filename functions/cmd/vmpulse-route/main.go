@@ -66,7 +66,7 @@ func parse(args []string) (config, error) {
 	fs.Bool(&c.noPubsub, "no-pubsub", "NO_PUBSUB", false, "store only, publish nothing (for benchmarks of MySQL alone)")
 	fs.Int64(&c.maxBody, "max-body", "MAX_BODY_BYTES", ingest.DefaultMaxBody, "largest accepted request body, bytes (413 above)")
 	fs.Int(&c.batchMax, "batch-max", "BATCH_MAX_RECORDS", 1000, "route2: records per group commit at most")
-	fs.Duration(&c.batchDelay, "batch-delay", "BATCH_MAX_DELAY", 2*time.Millisecond, "route2: how long a group that is not full waits for more requests")
+	fs.Duration(&c.batchDelay, "batch-delay", "BATCH_MAX_DELAY", 0, "route2: how long a group that is not full waits for more requests (0: commit at once; groups form from the requests that arrive meanwhile)")
 	fs.Int(&c.writers, "batch-writers", "BATCH_WRITERS", 4, "route2: groups committing at once")
 	if err := fs.Parse(args); err != nil {
 		return c, err
