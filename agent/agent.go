@@ -132,9 +132,6 @@ func New(src source.Source, o Options) *Sampler {
 	return s
 }
 
-// SourceName says which source is live.
-func (s *Sampler) SourceName() string { return s.src.Name() }
-
 // Latest returns the latest record and whether there is one yet.
 func (s *Sampler) Latest() (record.Record, bool) {
 	sn := s.latest.Load()

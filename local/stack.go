@@ -62,14 +62,11 @@ type Addrs struct {
 
 // Stack is a running local pipeline.
 type Stack struct {
-	cfg   Config
 	Addrs Addrs
-	log   *slog.Logger
 
 	cancel  context.CancelFunc
 	servers []*namedServer // shut down in this order, then:
 	routes  []func() error // finish commits and publications
-	relayC  func() error   // stop streaming, delete the subscription
 	stores  []func() error // close the database pools
 	infra   []func() error // the Pub/Sub client, then the stand-ins
 	errc    chan error
@@ -98,7 +95,7 @@ func listen(name, addr, flag string) (net.Listener, error) {
 // Start brings the stack up; everything is listening when it returns.
 func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 	ctx, cancel := context.WithCancel(ctx)
-	s := &Stack{cfg: cfg, log: cfg.Log, cancel: cancel, errc: make(chan error, 16)}
+	s := &Stack{cancel: cancel, errc: make(chan error, 16)}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -239,14 +236,13 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 		s.Addrs.Relay = relayLn.Addr().String()
 		s.relay, err = relay.Start(ctx, relay.Config{
 			Client: client, Topic: cfg.Topic, SubscriptionID: "vmpulse-relay-local-" + strconv.Itoa(os.Getpid()),
-			History: 900, ClientQueue: 4096, WebDir: cfg.WebDir, Log: log.With("component", "relay"),
+			History: relay.DefaultHistory, ClientQueue: relay.DefaultClientQueue, WebDir: cfg.WebDir, Log: log.With("component", "relay"),
 			WS: relay.Options{Log: log.With("component", "relay")},
 		})
 		if err != nil {
 			relayLn.Close()
 			return s, err
 		}
-		s.relayC = s.relay.Close
 	}
 
 	// Serve. Shutdown order: split first (no new work), then routes, relay, agent.
@@ -338,8 +334,8 @@ func (s *Stack) Close() error {
 		}
 		// Routes first, so their last publications still reach the relay.
 		closers := append([]func() error{}, s.routes...)
-		if s.relayC != nil {
-			closers = append(closers, s.relayC)
+		if s.relay != nil {
+			closers = append(closers, s.relay.Close)
 		}
 		closers = append(append(closers, s.stores...), s.infra...)
 		for _, c := range closers {

@@ -17,13 +17,9 @@ import (
 	"github.com/vmpulse/vmpulse/record"
 )
 
-// ReadProcs counts processes (thread-group leaders, one per /proc/[pid], as ps -e
-// shows them) by state and returns the topN by resident memory.
-func ReadProcs(ctx context.Context, root string, topN int, pageSize int64) (source.Procs, []record.Process, error) {
-	p, top, _, err := readProcs(ctx, root, topN, pageSize, nil)
-	return p, top, err
-}
-
+// readProcs counts processes (thread-group leaders, one per /proc/[pid], as ps -e
+// shows them) by state and returns the topN by resident memory. buf is reused
+// between calls and returned, possibly grown.
 func readProcs(ctx context.Context, root string, topN int, pageSize int64, buf []byte) (source.Procs, []record.Process, []byte, error) {
 	var procs source.Procs
 	d, err := os.Open(root)

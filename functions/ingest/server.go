@@ -108,9 +108,6 @@ func (s *Server) Close() {
 	s.inflight.Wait()
 }
 
-// Registry exposes the metrics registry (to add collectors).
-func (s *Server) Registry() *metrics.Registry { return s.reg }
-
 // ObserveBatch records a committed group's size (GroupCommit's OnBatch).
 func (s *Server) ObserveBatch(n int) { s.batch.With(s.route).Observe(float64(n)) }
 

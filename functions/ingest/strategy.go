@@ -74,7 +74,7 @@ func (p *PerRequest) Write(ctx context.Context, recs []record.Record) (Commit, e
 // Close implements Writer.
 func (p *PerRequest) Close() {}
 
-// GroupCommit is the route2 strategy. Writers goroutines each take every request
+// GroupCommit is the route2 strategy. Writer goroutines each take every request
 // waiting in the queue (up to MaxRecords records), optionally wait up to MaxDelay
 // for more when the group is not full, and commit the group in one transaction.
 // While one group commits, the next one fills: the busier the route, the larger

@@ -171,6 +171,12 @@ func frame(t string, items [][]byte) []byte {
 	return append(b, "]}"...)
 }
 
+// Defaults of the relay command's -history and -client-queue.
+const (
+	DefaultHistory     = 900  // about 15 minutes at one sample a second
+	DefaultClientQueue = 4096 // records queued per client before it counts as slow
+)
+
 // Timing of the websocket conversation.
 const (
 	flushEvery   = 100 * time.Millisecond // ≤ 10 frames per second per client

@@ -31,9 +31,6 @@ func New(name, summary string) *Set {
 	return &Set{fs: fs}
 }
 
-// FlagSet exposes the underlying set (for SetOutput in tests).
-func (s *Set) FlagSet() *flag.FlagSet { return s.fs }
-
 // SetOutput sets where usage and errors are printed.
 func (s *Set) SetOutput(w io.Writer) { s.fs.SetOutput(w) }
 

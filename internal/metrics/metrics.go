@@ -202,13 +202,6 @@ func (h *Histogram) Observe(v float64) {
 	h.mu.Unlock()
 }
 
-// Count returns the number of observations and their sum.
-func (h *Histogram) Count() (n uint64, sum float64) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.samples, h.sum
-}
-
 // HistogramVec is a family of histograms sharing buckets.
 type HistogramVec struct{ v *vec[Histogram] }
 

@@ -27,9 +27,9 @@ func Missing(t testing.TB, what, how string) {
 	t.Skipf("%s is missing: %s", what, how)
 }
 
-// MySQLServerDSN is the DSN of the test server without a database:
+// mysqlServerDSN is the DSN of the test server without a database:
 // $VMPULSE_TEST_MYSQL, default root@tcp(127.0.0.1:3306)/.
-func MySQLServerDSN() string {
+func mysqlServerDSN() string {
 	if d := os.Getenv("VMPULSE_TEST_MYSQL"); d != "" {
 		return d
 	}
@@ -40,7 +40,7 @@ func MySQLServerDSN() string {
 // database is dropped when the test ends.
 func MySQL(t testing.TB) string {
 	t.Helper()
-	cfg, err := driver.ParseDSN(MySQLServerDSN())
+	cfg, err := driver.ParseDSN(mysqlServerDSN())
 	if err != nil {
 		t.Fatalf("VMPULSE_TEST_MYSQL: %v", err)
 	}

@@ -49,8 +49,8 @@ func parse(args []string) (config, error) {
 	fs.String(&c.emulator, "pubsub-emulator", "PUBSUB_EMULATOR_HOST", "", "host:port of a Pub/Sub emulator (no credentials)")
 	fs.String(&c.prefix, "subscription-prefix", "SUBSCRIPTION_PREFIX", "vmpulse-relay-", "prefix of this instance's own subscription id")
 	fs.String(&c.origins, "allowed-origins", "ALLOWED_ORIGINS", "", "comma-separated dashboard origins allowed to open /ws (empty: same origin only; * allows any)")
-	fs.Int(&c.history, "history", "HISTORY_SIZE", 900, "records kept in memory and sent to each new client")
-	fs.Int(&c.queue, "client-queue", "CLIENT_QUEUE", 4096, "records queued per client before the client is dropped as too slow")
+	fs.Int(&c.history, "history", "HISTORY_SIZE", relay.DefaultHistory, "records kept in memory and sent to each new client")
+	fs.Int(&c.queue, "client-queue", "CLIENT_QUEUE", relay.DefaultClientQueue, "records queued per client before the client is dropped as too slow")
 	fs.Int(&c.maxClients, "max-clients", "MAX_CLIENTS", 5000, "concurrent websocket clients at most")
 	fs.String(&c.webDir, "web-dir", "WEB_DIR", "", "also serve the built dashboard from this directory (local mode)")
 	if err := fs.Parse(args); err != nil {
