@@ -200,7 +200,6 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 		if err != nil {
 			return s, err
 		}
-		pub.OnResult = srv.PublishResult
 		s.routes = append(s.routes, func() error { srv.Close(); pub.Stop(); return nil })
 		ln, err := listen(route, routeAddr[route], "-"+route+"-addr")
 		if err != nil {

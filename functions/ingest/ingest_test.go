@@ -81,7 +81,6 @@ func newEnv(t *testing.T, route string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub.OnResult = s.PublishResult
 	e.ingest = s
 	e.srv = httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
@@ -238,9 +237,18 @@ func TestStrategiesStoreAndPublishEachRecordOnce(t *testing.T) {
 			resp, _ := http.Get(e.srv.URL + "/metrics")
 			m, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			want := fmt.Sprintf(`vmpulse_ingest_records_total{route="%s"} %d`, route, len(ids)+5)
-			if !bytes.Contains(m, []byte(want)) || !bytes.Contains(m, []byte("vmpulse_ingest_commit_seconds_bucket")) {
-				t.Errorf("/metrics lacks %q:\n%s", want, m)
+			for _, want := range []string{
+				fmt.Sprintf(`vmpulse_ingest_records_total{route="%s"} %d`, route, len(ids)+5),
+				// Every record was acknowledged by Pub/Sub (waitPublished saw them all).
+				fmt.Sprintf(`vmpulse_ingest_published_total{route="%s"} %d`, route, len(ids)+5),
+				"vmpulse_ingest_commit_seconds_bucket",
+			} {
+				if !bytes.Contains(m, []byte(want)) {
+					t.Errorf("/metrics lacks %q:\n%s", want, m)
+				}
+			}
+			if bytes.Contains(m, []byte("vmpulse_ingest_publish_errors_total{")) {
+				t.Errorf("publish errors reported:\n%s", m)
 			}
 		})
 	}

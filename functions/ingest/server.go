@@ -22,7 +22,9 @@ const DefaultMaxBody = 4 << 20
 
 // Publisher publishes committed records.
 type Publisher interface {
-	Publish(ctx context.Context, route string, storedAt time.Time, commit time.Duration, recs []record.Record)
+	// Publish hands recs over and calls done once per record when its
+	// publication succeeded or failed.
+	Publish(ctx context.Context, route string, storedAt time.Time, commit time.Duration, recs []record.Record, done func(error))
 }
 
 // Server is the ingest HTTP service of one route.
@@ -111,8 +113,8 @@ func (s *Server) Close() {
 // ObserveBatch records a committed group's size (GroupCommit's OnBatch).
 func (s *Server) ObserveBatch(n int) { s.batch.With(s.route).Observe(float64(n)) }
 
-// PublishResult counts a Pub/Sub answer (the Publisher's OnResult).
-func (s *Server) PublishResult(err error) {
+// publishDone counts a Pub/Sub answer.
+func (s *Server) publishDone(err error) {
 	if err != nil {
 		s.pubErrs.With(s.route).Inc()
 		return
@@ -204,7 +206,7 @@ func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request) {
 	s.records.With(s.route).Add(float64(len(recs)))
 	s.commitSec.With(s.route).Observe(c.Duration.Seconds())
 	if s.pub != nil {
-		s.pub.Publish(context.WithoutCancel(r.Context()), s.route, c.At, c.Duration, recs)
+		s.pub.Publish(context.WithoutCancel(r.Context()), s.route, c.At, c.Duration, recs, s.publishDone)
 	}
 	ids := make([]string, len(recs))
 	for i := range recs {

@@ -25,9 +25,6 @@ type Publisher struct {
 
 	mu      sync.Mutex // guards stopped and wg.Add against Stop
 	stopped bool
-
-	// OnResult, when set, is called once per message after Pub/Sub answered.
-	OnResult func(err error)
 }
 
 // NewPublisher returns a publisher on topic.
@@ -47,16 +44,18 @@ func NewPublisher(c *gps.Client, topic string, log *slog.Logger) *Publisher {
 // Publish sends one message per record with the route, vm, commit time and commit
 // duration as attributes. It returns once the messages are handed to the client's
 // batcher; results are collected in the background (the client retries transient
-// errors until its timeout) and failures are logged and reported to OnResult.
-func (p *Publisher) Publish(ctx context.Context, route string, storedAt time.Time, commit time.Duration, recs []record.Record) {
+// errors until its timeout), failures are logged, and done (when not nil) is
+// called once per record with its outcome.
+func (p *Publisher) Publish(ctx context.Context, route string, storedAt time.Time, commit time.Duration, recs []record.Record, done func(error)) {
+	if done == nil {
+		done = func(error) {}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped {
 		for i := range recs {
 			p.log.Error("publish after shutdown: record stored but not streamed", "id", recs[i].ID)
-			if p.OnResult != nil {
-				p.OnResult(errStopped)
-			}
+			done(errStopped)
 		}
 		return
 	}
@@ -80,9 +79,7 @@ func (p *Publisher) Publish(ctx context.Context, route string, storedAt time.Tim
 			if err != nil {
 				p.log.Error("publish failed: record stored but not streamed", "id", recs[i].ID, "err", err)
 			}
-			if p.OnResult != nil {
-				p.OnResult(err)
-			}
+			done(err)
 		}
 	}()
 }

@@ -84,7 +84,7 @@ func TestPublishAfterStopIsReported(t *testing.T) {
 	p := NewPublisher(c, topic, slog.New(slog.DiscardHandler))
 	var mu sync.Mutex
 	var ok, failed int
-	p.OnResult = func(err error) {
+	done := func(err error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
@@ -94,9 +94,9 @@ func TestPublishAfterStopIsReported(t *testing.T) {
 		}
 	}
 	recs := []record.Record{{ID: "a", VM: "v"}, {ID: "b", VM: "v"}}
-	p.Publish(ctx, "route1", time.Now(), time.Millisecond, recs)
+	p.Publish(ctx, "route1", time.Now(), time.Millisecond, recs, done)
 	p.Stop()
-	p.Publish(ctx, "route1", time.Now(), time.Millisecond, recs)
+	p.Publish(ctx, "route1", time.Now(), time.Millisecond, recs, done)
 	if ok != 2 || failed != 2 {
 		t.Fatalf("ok %d failed %d, want 2 and 2", ok, failed)
 	}

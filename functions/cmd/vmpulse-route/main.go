@@ -130,9 +130,6 @@ func run(args []string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if pub != nil {
-		pub.OnResult = srv.PublishResult
-	}
 	log.Info("vmpulse-route starting", "strategy", c.strategy, "addr", c.addr, "topic", c.topic, "cloudsql", c.db.Instance != "")
 	err = httpserve.Run(ctx, log, "route", httpserve.New(c.addr, srv.Handler()))
 	// The server has drained its requests; finish queued commits, then publications.
