@@ -172,48 +172,44 @@ func (g *GroupCommit) Close() {
 
 func (g *GroupCommit) writer() {
 	defer g.wg.Done()
-	var timer *time.Timer
 	for first := range g.queue {
-		group := []*pending{first}
-		n := len(first.recs)
-		// Take everything already waiting.
-	drain:
-		for n < g.maxRecords {
-			select {
-			case p, ok := <-g.queue:
-				if !ok {
-					break drain
-				}
-				group = append(group, p)
-				n += len(p.recs)
-			default:
-				break drain
-			}
-		}
-		// Linger briefly for more when the group is not full.
-		if n < g.maxRecords && g.maxDelay > 0 {
-			if timer == nil {
-				timer = time.NewTimer(g.maxDelay)
-			} else {
-				timer.Reset(g.maxDelay)
-			}
-		linger:
-			for n < g.maxRecords {
-				select {
-				case p, ok := <-g.queue:
-					if !ok {
-						break linger
-					}
-					group = append(group, p)
-					n += len(p.recs)
-				case <-timer.C:
-					break linger
-				}
-			}
-			timer.Stop()
-		}
+		group, n := g.gather(first)
 		g.commit(group, n)
 	}
+}
+
+// gather returns first with every request already waiting, up to maxRecords
+// records; with a linger set, it then keeps taking arrivals until maxDelay passes.
+func (g *GroupCommit) gather(first *pending) ([]*pending, int) {
+	group, n := []*pending{first}, len(first.recs)
+	var linger <-chan time.Time // nil until the queue ran dry
+	for n < g.maxRecords {
+		var p *pending
+		var ok bool
+		if linger == nil {
+			select {
+			case p, ok = <-g.queue:
+			default:
+				if g.maxDelay <= 0 {
+					return group, n
+				}
+				linger = time.After(g.maxDelay)
+				continue
+			}
+		} else {
+			select {
+			case p, ok = <-g.queue:
+			case <-linger:
+				return group, n
+			}
+		}
+		if !ok { // closed: Close is draining
+			return group, n
+		}
+		group = append(group, p)
+		n += len(p.recs)
+	}
+	return group, n
 }
 
 func (g *GroupCommit) commit(group []*pending, n int) {
