@@ -1,0 +1,2 @@
+// Package broker is an in-process Pub/Sub server for the local stack.
+package broker

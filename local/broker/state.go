@@ -1,0 +1,731 @@
+package broker
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Everything in this file runs with Server.mu held.
+
+// entryCost is what one subscription's reference to a message counts against
+// the byte cap (the entry, its map slot and its queue slot), so that memory stays
+// bounded however many subscriptions a topic has.
+const entryCost = 128
+
+// messageOverhead is what a message counts against the byte cap on top of its
+// data, attributes and ordering key (structs, id, timestamp).
+const messageOverhead = 160
+
+// message is one published message, stored once whatever the number of
+// subscriptions holding it. Its PubsubMessage is never modified after Publish,
+// so several streams may marshal it at once.
+type message struct {
+	seq     uint64
+	pm      *pb.PubsubMessage
+	size    int64
+	pubTime time.Time
+	topic   *topic
+	refs    int32 // subscription entries holding it
+	inLog   bool  // kept by the topic for Seek
+	roIdx   int   // index in Server.retained when inLog && refs == 0, else -1
+
+	logPrev, logNext *message // topic log, publication order
+	allPrev, allNext *message // every held message, publication order
+}
+
+type topic struct {
+	name      string
+	proto     *pb.Topic
+	retention time.Duration   // message_retention_duration; 0: none
+	keep      time.Duration   // how long the log keeps messages (retention, or longer for retain_acked_messages)
+	subs      []*subscription // attached subscriptions (kept after the topic is deleted, for eviction)
+	deleted   bool
+
+	logHead, logTail *message
+	logN             int
+	logBytes         int64
+}
+
+// flow is the flow-control state of one streaming-pull client (streams that
+// share a client_id share it, as after a reconnect).
+type flow struct {
+	id      string
+	maxN    int64 // 0: no limit
+	maxB    int64
+	outN    int64
+	outB    int64
+	blocked bool // a stream stopped sending because of this flow's limits
+	streams int
+}
+
+func (f *flow) full() bool {
+	return (f.maxN > 0 && f.outN >= f.maxN) || (f.maxB > 0 && f.outB >= f.maxB)
+}
+
+const (
+	stateReady uint8 = iota
+	stateOutstanding
+	stateGone
+)
+
+// entry is one subscription's hold on one message.
+type entry struct {
+	m        *message
+	state    uint8
+	attempts int32
+	delivery uint64 // delivery number in the current ack id
+	deadline time.Time
+	hidx     int   // index in the deadline heap, -1 when not outstanding
+	fl       *flow // flow it counts against while outstanding (streaming pull only)
+	sentAt   time.Time
+}
+
+type subscription struct {
+	name        string
+	proto       *pb.Subscription
+	topic       *topic
+	ackDeadline time.Duration
+	retention   time.Duration
+	retainAcked bool
+	ttl         time.Duration // expiration after inactivity; 0: never
+	created     time.Time
+	lastActive  time.Time
+	ackedBefore time.Time // a Seek acknowledged everything published before this
+	gone        chan struct{}
+
+	entries    map[uint64]*entry
+	ready      entryQueue
+	deadlines  deadlineHeap
+	timer      *time.Timer
+	timerAt    time.Time
+	timerArmed bool
+	flows      map[string]*flow
+	streams    int
+	deliveries uint64
+
+	wake       chan struct{}
+	wakeWaited bool
+
+	backlogBytes int64
+	outstanding  int
+	delivered    uint64
+	redelivered  uint64
+	acked        uint64
+	expired      uint64 // ack deadlines that passed
+	dropped      uint64 // older than the subscription's retention
+	evicted      uint64 // removed by the byte cap
+}
+
+// signal wakes whoever waits for messages of s.
+func (s *subscription) signal() {
+	if s.wakeWaited {
+		close(s.wake)
+		s.wake = make(chan struct{})
+		s.wakeWaited = false
+	}
+}
+
+// waitChan returns a channel closed at the next signal.
+func (s *subscription) waitChan() <-chan struct{} {
+	s.wakeWaited = true
+	return s.wake
+}
+
+// horizon is how long an unacknowledged message stays in the backlog: the
+// subscription's retention, or the topic's when it is longer (a Seek may replay
+// messages as old as the topic keeps).
+func (s *subscription) horizon() time.Duration {
+	h := s.retention
+	if s.topic != nil && !s.topic.deleted && s.topic.retention > h {
+		h = s.topic.retention
+	}
+	return h
+}
+
+func (s *subscription) topicName() string {
+	if s.topic == nil || s.topic.deleted {
+		return deletedTopic
+	}
+	return s.topic.name
+}
+
+// deletedTopic is what the service reports as the topic of a subscription
+// whose topic was deleted.
+const deletedTopic = "_deleted-topic_"
+
+func ackID(seq, delivery uint64) string {
+	return strconv.FormatUint(seq, 36) + "-" + strconv.FormatUint(delivery, 36)
+}
+
+func parseAckID(id string) (seq, delivery uint64, ok bool) {
+	a, b, found := strings.Cut(id, "-")
+	if !found {
+		return 0, 0, false
+	}
+	seq, err1 := strconv.ParseUint(a, 36, 64)
+	delivery, err2 := strconv.ParseUint(b, 36, 64)
+	return seq, delivery, err1 == nil && err2 == nil
+}
+
+func messageSize(pm *pb.PubsubMessage) int64 {
+	n := int64(len(pm.Data) + len(pm.OrderingKey) + messageOverhead)
+	for k, v := range pm.Attributes {
+		n += int64(len(k) + len(v) + 16)
+	}
+	return n
+}
+
+// wallNow is the publish clock, never going backwards.
+func (b *Server) wallNow() time.Time {
+	t := b.now()
+	if t.Before(b.lastPub) {
+		t = b.lastPub
+	}
+	return t
+}
+
+// publish stores msgs on t and hands them to every subscription of t.
+func (b *Server) publish(t *topic, msgs []*pb.PubsubMessage) []string {
+	now := b.wallNow()
+	b.lastPub = now
+	need := int64(0)
+	sizes := make([]int64, len(msgs))
+	for i, pm := range msgs {
+		sizes[i] = messageSize(pm)
+		need += sizes[i] + int64(len(t.subs))*entryCost
+	}
+	b.makeRoom(need)
+	ts := timestamppb.New(now)
+	ids := make([]string, len(msgs))
+	for i, pm := range msgs {
+		b.seq++
+		pm.MessageId = strconv.FormatUint(b.seq, 10)
+		pm.PublishTime = ts
+		ids[i] = pm.MessageId
+		m := &message{seq: b.seq, pm: pm, size: sizes[i], pubTime: now, topic: t, roIdx: -1}
+		b.linkAll(m)
+		if t.keep > 0 {
+			t.logAppend(m)
+		}
+		for _, s := range t.subs {
+			if now.Before(s.ackedBefore) {
+				continue
+			}
+			b.addEntry(s, m).pushed(s, false)
+		}
+		if m.refs == 0 {
+			if m.inLog {
+				b.retained.push(m)
+			} else {
+				b.free(m)
+			}
+		}
+	}
+	b.published += uint64(len(msgs))
+	for _, s := range t.subs {
+		s.signal()
+	}
+	return ids
+}
+
+// pushed queues e (ready) on s.
+func (e *entry) pushed(s *subscription, front bool) {
+	e.state = stateReady
+	if front {
+		s.ready.pushFront(e)
+	} else {
+		s.ready.pushBack(e)
+	}
+}
+
+func (b *Server) addEntry(s *subscription, m *message) *entry {
+	e := &entry{m: m, hidx: -1}
+	s.entries[m.seq] = e
+	s.backlogBytes += m.size
+	b.bytes += entryCost
+	b.ref(m)
+	return e
+}
+
+func (b *Server) ref(m *message) {
+	if m.refs == 0 && m.roIdx >= 0 {
+		b.retained.remove(m)
+	}
+	m.refs++
+}
+
+func (b *Server) unref(m *message) {
+	m.refs--
+	if m.refs > 0 {
+		return
+	}
+	if m.inLog {
+		b.retained.push(m)
+	} else {
+		b.free(m)
+	}
+}
+
+func (b *Server) linkAll(m *message) {
+	m.allPrev = b.allTail
+	if b.allTail != nil {
+		b.allTail.allNext = m
+	} else {
+		b.allHead = m
+	}
+	b.allTail = m
+	b.bytes += m.size
+	b.messages++
+}
+
+// free forgets m: no subscription holds it and the topic does not keep it.
+func (b *Server) free(m *message) {
+	if m.allPrev != nil {
+		m.allPrev.allNext = m.allNext
+	} else {
+		b.allHead = m.allNext
+	}
+	if m.allNext != nil {
+		m.allNext.allPrev = m.allPrev
+	} else {
+		b.allTail = m.allPrev
+	}
+	m.allPrev, m.allNext = nil, nil
+	b.bytes -= m.size
+	b.messages--
+}
+
+func (t *topic) logAppend(m *message) {
+	m.inLog = true
+	m.logPrev = t.logTail
+	if t.logTail != nil {
+		t.logTail.logNext = m
+	} else {
+		t.logHead = m
+	}
+	t.logTail = m
+	t.logN++
+	t.logBytes += m.size
+}
+
+// unlog removes m from its topic's log, freeing it when no subscription holds it.
+func (b *Server) unlog(m *message) {
+	t := m.topic
+	if m.logPrev != nil {
+		m.logPrev.logNext = m.logNext
+	} else {
+		t.logHead = m.logNext
+	}
+	if m.logNext != nil {
+		m.logNext.logPrev = m.logPrev
+	} else {
+		t.logTail = m.logPrev
+	}
+	m.logPrev, m.logNext = nil, nil
+	m.inLog = false
+	t.logN--
+	t.logBytes -= m.size
+	if m.refs == 0 {
+		b.retained.remove(m)
+		b.free(m)
+	}
+}
+
+// removeEntry ends s's hold on e (acknowledged, expired, evicted, or the
+// subscription is going away).
+func (b *Server) removeEntry(s *subscription, e *entry) {
+	switch e.state {
+	case stateGone:
+		return
+	case stateOutstanding:
+		s.deadlines.remove(e)
+		b.release(s, e)
+		s.outstanding--
+	}
+	e.state = stateGone
+	m := e.m
+	e.m = nil
+	delete(s.entries, m.seq)
+	s.backlogBytes -= m.size
+	b.bytes -= entryCost
+	s.ready.dropGone()
+	b.unref(m)
+}
+
+// release gives e's flow-control credit back.
+func (b *Server) release(s *subscription, e *entry) {
+	f := e.fl
+	if f == nil {
+		return
+	}
+	e.fl = nil
+	f.outN--
+	f.outB -= e.m.size
+	if f.blocked && !f.full() {
+		f.blocked = false
+		s.signal()
+	}
+	if f.outN == 0 && f.streams == 0 {
+		delete(s.flows, f.id)
+	}
+}
+
+// take marks up to max ready messages of s outstanding (for flow f, nil for
+// Pull) and returns them for delivery.
+func (b *Server) take(s *subscription, f *flow, deadline time.Duration, max int, maxBytes int64) []*pb.ReceivedMessage {
+	var out []*pb.ReceivedMessage
+	var size int64
+	mono := time.Now()
+	wall := b.now()
+	horizon := s.horizon()
+	for len(out) < max && size < maxBytes {
+		if f != nil && f.full() {
+			f.blocked = true
+			break
+		}
+		e := s.ready.popFront()
+		if e == nil {
+			break
+		}
+		if e.state != stateReady {
+			continue
+		}
+		if wall.Sub(e.m.pubTime) > horizon {
+			s.dropped++
+			b.removeEntry(s, e)
+			continue
+		}
+		s.deliveries++
+		e.delivery = s.deliveries
+		e.attempts++
+		e.state = stateOutstanding
+		e.deadline = mono.Add(deadline)
+		e.sentAt = mono
+		s.deadlines.push(e)
+		s.outstanding++
+		if f != nil {
+			e.fl = f
+			f.outN++
+			f.outB += e.m.size
+		}
+		if e.attempts > 1 {
+			s.redelivered++
+		}
+		s.delivered++
+		size += e.m.size
+		out = append(out, &pb.ReceivedMessage{
+			AckId:           ackID(e.m.seq, e.delivery),
+			Message:         e.m.pm,
+			DeliveryAttempt: e.attempts,
+		})
+	}
+	if len(out) > 0 {
+		b.armTimer(s)
+	}
+	return out
+}
+
+// untake puts back messages that take returned but that could not be sent.
+func (b *Server) untake(s *subscription, msgs []*pb.ReceivedMessage) {
+	for i := len(msgs) - 1; i >= 0; i-- {
+		e := s.lookup(msgs[i].AckId)
+		if e == nil {
+			continue
+		}
+		s.deadlines.remove(e)
+		b.release(s, e)
+		s.outstanding--
+		s.delivered--
+		e.attempts--
+		e.pushed(s, true)
+	}
+	s.signal()
+}
+
+// lookup returns the outstanding entry an ack id designates, or nil when the
+// id is stale (acknowledged, redelivered since, seeked over) or unknown.
+func (s *subscription) lookup(id string) *entry {
+	seq, delivery, ok := parseAckID(id)
+	if !ok {
+		return nil
+	}
+	e := s.entries[seq]
+	if e == nil || e.state != stateOutstanding || e.delivery != delivery {
+		return nil
+	}
+	return e
+}
+
+func (b *Server) ack(s *subscription, id string) {
+	if e := s.lookup(id); e != nil {
+		s.acked++
+		b.removeEntry(s, e)
+	}
+}
+
+// modack sets the deadline of a delivered message to now+d; d == 0 is a nack:
+// the message is redelivered at once.
+func (b *Server) modack(s *subscription, id string, d time.Duration) {
+	e := s.lookup(id)
+	if e == nil {
+		return
+	}
+	if d == 0 {
+		b.requeue(s, e)
+		s.signal()
+		return
+	}
+	e.deadline = time.Now().Add(d)
+	s.deadlines.fix(e.hidx)
+	b.armTimer(s)
+}
+
+// requeue makes an outstanding entry ready again, ahead of new messages.
+func (b *Server) requeue(s *subscription, e *entry) {
+	s.deadlines.remove(e)
+	b.release(s, e)
+	s.outstanding--
+	e.pushed(s, true)
+}
+
+// armTimer makes sure s's timer fires at its earliest ack deadline.
+func (b *Server) armTimer(s *subscription) {
+	at, ok := s.deadlines.earliest()
+	if !ok || (s.timerArmed && !at.Before(s.timerAt)) {
+		return
+	}
+	d := time.Until(at)
+	if s.timer == nil {
+		s.timer = time.AfterFunc(d, func() { b.expire(s) })
+	} else {
+		s.timer.Reset(d)
+	}
+	s.timerAt, s.timerArmed = at, true
+}
+
+// expire redelivers the messages of s whose ack deadline passed.
+func (b *Server) expire(s *subscription) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s.timerArmed = false
+	if b.subs[s.name] != s {
+		return
+	}
+	now := time.Now()
+	wall := b.now()
+	horizon := s.horizon()
+	n := 0
+	for len(s.deadlines) > 0 && !s.deadlines[0].deadline.After(now) {
+		e := s.deadlines[0]
+		s.expired++
+		if wall.Sub(e.m.pubTime) > horizon {
+			s.dropped++
+			b.removeEntry(s, e)
+			continue
+		}
+		b.requeue(s, e)
+		n++
+	}
+	if n > 0 {
+		s.signal()
+	}
+	b.armTimer(s)
+}
+
+// streamEnded shortens the deadlines of messages sent on flow f when its last
+// stream ended: a client that still holds them extends them (its lease
+// extensions travel by ModifyAckDeadline, not by the stream), and those lost in
+// transit come back after the subscription's ack deadline instead of the
+// stream's (60 s by default).
+func (b *Server) streamEnded(s *subscription, f *flow) {
+	f.streams--
+	if f.streams > 0 {
+		return
+	}
+	if f.outN == 0 {
+		delete(s.flows, f.id)
+		return
+	}
+	limit := time.Now().Add(s.ackDeadline)
+	changed := false
+	for _, e := range s.deadlines {
+		if e.fl == f && e.deadline.After(limit) {
+			e.deadline = limit
+			changed = true
+		}
+	}
+	if changed {
+		for i := len(s.deadlines)/2 - 1; i >= 0; i-- {
+			s.deadlines.down(i)
+		}
+		b.armTimer(s)
+	}
+}
+
+// seek acknowledges every message of s published before t and makes every
+// message published from t on that s holds or may replay unacknowledged again,
+// as the service does for a Seek to a time.
+func (b *Server) seek(s *subscription, t time.Time) int {
+	wall := b.now()
+	keep := make([]*entry, 0, len(s.entries))
+	for _, e := range s.entries {
+		if e.m.pubTime.Before(t) {
+			if e.state == stateOutstanding || e.state == stateReady {
+				s.acked++
+			}
+			b.removeEntry(s, e)
+			continue
+		}
+		if e.state == stateOutstanding {
+			s.deadlines.remove(e)
+			b.release(s, e)
+			s.outstanding--
+		}
+		keep = append(keep, e)
+	}
+	replayed := 0
+	if top := s.topic; top != nil && !top.deleted {
+		for m := top.logHead; m != nil; m = m.logNext {
+			if m.pubTime.Before(t) || s.entries[m.seq] != nil || !s.canReplay(m, wall) {
+				continue
+			}
+			keep = append(keep, b.addEntry(s, m))
+			replayed++
+		}
+	}
+	slices.SortFunc(keep, func(x, y *entry) int {
+		switch {
+		case x.m.seq < y.m.seq:
+			return -1
+		case x.m.seq > y.m.seq:
+			return 1
+		}
+		return 0
+	})
+	s.ready = entryQueue{}
+	for _, e := range keep {
+		e.pushed(s, false)
+	}
+	s.ackedBefore = t
+	s.signal()
+	return replayed
+}
+
+// canReplay reports whether a Seek of s may bring back m: the topic retains it,
+// or s retains acknowledged messages and m was published while s existed.
+func (s *subscription) canReplay(m *message, wall time.Time) bool {
+	age := wall.Sub(m.pubTime)
+	if m.topic.retention > 0 && age <= m.topic.retention {
+		return true
+	}
+	return s.retainAcked && !m.pubTime.Before(s.created) && age <= s.retention
+}
+
+// makeRoom evicts messages until need more bytes fit under the cap: first the
+// oldest messages kept only for Seek, then, when no such message is left, the
+// oldest messages still unacknowledged by some subscription.
+func (b *Server) makeRoom(need int64) {
+	for b.bytes+need > b.maxBytes {
+		if len(b.retained) > 0 {
+			m := b.retained[0]
+			b.unlog(m)
+			b.evictedRetained++
+			b.pendRetained++
+			continue
+		}
+		m := b.allHead
+		if m == nil {
+			return
+		}
+		for _, s := range m.topic.subs {
+			if e := s.entries[m.seq]; e != nil {
+				s.evicted++
+				b.pendUnackedSubs[s.name]++
+				b.removeEntry(s, e)
+			}
+		}
+		// Every entry of m belongs to a subscription of m.topic, so m is
+		// now held by its topic's log at most.
+		if m.inLog {
+			b.unlog(m)
+		}
+		b.evictedUnacked++
+		b.pendUnacked++
+	}
+}
+
+// recomputeKeep sets how long t's log keeps messages: its retention, or the
+// retention of a subscription that retains acknowledged messages.
+func (t *topic) recomputeKeep() {
+	k := t.retention
+	for _, s := range t.subs {
+		if s.retainAcked && s.retention > k {
+			k = s.retention
+		}
+	}
+	t.keep = k
+}
+
+// trimTopic drops from t's log what it need not keep any more.
+func (b *Server) trimTopic(t *topic, wall time.Time) {
+	for m := t.logHead; m != nil && (t.keep == 0 || wall.Sub(m.pubTime) > t.keep); m = t.logHead {
+		b.unlog(m)
+	}
+}
+
+// trimSubscription drops from the head of s's queue the messages older than
+// its retention (the others are checked when they are about to be delivered).
+func (b *Server) trimSubscription(s *subscription, wall time.Time) {
+	horizon := s.horizon()
+	for e := s.ready.front(); e != nil; e = s.ready.front() {
+		if e.state != stateReady {
+			s.ready.popFront()
+			continue
+		}
+		if wall.Sub(e.m.pubTime) <= horizon {
+			return
+		}
+		s.ready.popFront()
+		s.dropped++
+		b.removeEntry(s, e)
+	}
+}
+
+// deleteSubscription removes s, releasing its messages and ending its streams.
+func (b *Server) deleteSubscription(s *subscription) {
+	delete(b.subs, s.name)
+	if t := s.topic; t != nil {
+		t.subs = slices.DeleteFunc(t.subs, func(x *subscription) bool { return x == s })
+		if s.retainAcked {
+			t.recomputeKeep()
+		}
+	}
+	for _, e := range s.entries {
+		b.removeEntry(s, e)
+	}
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.ready = entryQueue{}
+	close(s.gone)
+	s.wakeWaited = true
+	s.signal()
+}
+
+// deleteTopic removes t; its subscriptions stay, detached, with their backlog.
+func (b *Server) deleteTopic(t *topic) {
+	delete(b.topics, t.name)
+	t.deleted = true
+	t.keep = 0
+	for m := t.logHead; m != nil; m = t.logHead {
+		b.unlog(m)
+	}
+	for _, s := range t.subs {
+		s.proto.Topic = deletedTopic
+	}
+}
