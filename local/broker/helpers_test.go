@@ -167,16 +167,20 @@ type received struct {
 	attrs    map[string]map[string]string
 	attempts map[string][]int
 	pubTime  map[string]time.Time
+	firstAt  map[string]time.Time
 }
 
 func newReceived() *received {
-	return &received{count: map[string]int{}, attrs: map[string]map[string]string{}, attempts: map[string][]int{}, pubTime: map[string]time.Time{}}
+	return &received{count: map[string]int{}, attrs: map[string]map[string]string{}, attempts: map[string][]int{}, pubTime: map[string]time.Time{}, firstAt: map[string]time.Time{}}
 }
 
 func (r *received) add(m *gps.Message) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	d := string(m.Data)
+	if r.count[d] == 0 {
+		r.firstAt[d] = time.Now()
+	}
 	r.count[d]++
 	r.attrs[d] = m.Attributes
 	r.pubTime[d] = m.PublishTime

@@ -175,6 +175,7 @@ func TestUnavailableResumesWithoutLoss(t *testing.T) {
 	topic := mkTopic(t, e, 0)
 	sub := mkSub(t, e, topic, nil)
 	const n = 400
+	var restored time.Time
 	done := make(chan *received)
 	go func() { done <- receive(t, e, sub, n, 90*time.Second, recvOpts{}) }()
 	p := e.c.Publisher(topic)
@@ -186,11 +187,16 @@ func TestUnavailableResumesWithoutLoss(t *testing.T) {
 		switch i {
 		case 100:
 			e.broker.SetUnavailable(true)
+			eventually(t, 2*time.Second, "the stream cut", func() bool {
+				st, _ := e.broker.Stats().Subscription(sub)
+				return st.Streams == 0
+			})
 			if err := rawCall(e.addr, "/google.pubsub.v1.Publisher/GetTopic", &pb.GetTopicRequest{Topic: topic}, &pb.Topic{}); status.Code(err) != codes.Unavailable {
 				t.Errorf("GetTopic during the outage: %v, want Unavailable", err)
 			}
 		case 250:
 			e.broker.SetUnavailable(false)
+			restored = time.Now()
 		}
 		res = append(res, p.Publish(context.Background(), &gps.Message{Data: []byte(fmt.Sprint(i))}))
 	}
@@ -201,6 +207,9 @@ func TestUnavailableResumesWithoutLoss(t *testing.T) {
 	}
 	p.Stop()
 	r := <-done
+	// The publisher's retry back-off (up to 60 s) sets how long the
+	// messages published during the outage take.
+	t.Logf("every message received %v after the outage ended", time.Since(restored).Round(time.Millisecond))
 	if r.distinct() != n {
 		var missing []int
 		for i := range n {

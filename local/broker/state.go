@@ -441,6 +441,9 @@ func (b *Server) untake(s *subscription, msgs []*pb.ReceivedMessage) {
 		b.release(s, e)
 		s.outstanding--
 		s.delivered--
+		if e.attempts > 1 {
+			s.redelivered--
+		}
 		e.attempts--
 		e.pushed(s, true)
 	}
@@ -612,6 +615,8 @@ func (b *Server) seek(s *subscription, t time.Time) int {
 		e.pushed(s, false)
 	}
 	s.ackedBefore = t
+	// Replayed messages cost an entry each: the cap holds for them too.
+	b.makeRoom(0)
 	s.signal()
 	return replayed
 }

@@ -1,0 +1,343 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	gps "cloud.google.com/go/pubsub/v2"
+	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"cloud.google.com/go/pubsub/v2/pstest"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/vmpulse/vmpulse/functions/pubsub"
+	"github.com/vmpulse/vmpulse/internal/testenv"
+)
+
+// The end-to-end benchmarks publish ~950-byte records at a fixed rate with the
+// real client, batched as the routes batch (functions/pubsub/publish.go), and
+// receive them with the relay's receive loop (functions/pubsub.Receive), on a
+// topic with the production retention and a subscription made as a relay
+// instance makes its own. Latency is from the Publish call to the callback.
+//
+//	go test -run '^$' -bench . ./local/broker/
+//
+// VMPULSE_BENCH_SECONDS sets the length of each run (default 10),
+// VMPULSE_BENCH_SOAK_SECONDS the length of the memory run (default 60),
+// VMPULSE_BENCH_RATES the rates (default 100,3500).
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func benchRates() []int {
+	v := os.Getenv("VMPULSE_BENCH_RATES")
+	if v == "" {
+		return []int{100, 3500}
+	}
+	var rates []int
+	for _, f := range strings.Split(v, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 {
+			rates = append(rates, n)
+		}
+	}
+	return rates
+}
+
+// payload returns a record-shaped JSON document of about 950 bytes.
+func payload(i int) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, `{"id":"bench-%012d","vm":"bench-vm-1","total_ram":16000,"ram_libre":9000,"uso_ram":7000,"porcentaje_ram":43.75,`+
+		`"porcentaje_cpu_uso":61.5,"porcentaje_cpu_libre":38.5,"procesos_corriendo":3,"total_procesos":412,"procesos_durmiendo":409,`+
+		`"procesos_zombie":0,"procesos_parados":0,"hora":"2026-12-01 10:00:00","source":"kmod","top_procesos":[`, i)
+	for p := range 9 {
+		if p > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"pid":%d,"name":"worker-process-%02d","state":"S","rss_mib":%d}`, 1000+p, p, 100+p)
+	}
+	b.WriteString(`]}`)
+	return []byte(b.String())
+}
+
+// loadResult is what one run measured.
+type loadResult struct {
+	sent, received, dups int
+	lost                 int
+	p50, p99, max        time.Duration
+	rate                 float64 // messages received per second of publishing
+}
+
+// runLoad publishes at rate messages/s for d on a fresh topic of the server at
+// addr and measures publish → subscriber latency. Messages still undelivered
+// drain seconds after publishing ended count as lost, and in the percentiles
+// with the time they had waited by then (a lower bound).
+func runLoad(b *testing.B, addr string, rate int, d, drain time.Duration) loadResult {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, err := pubsub.Connect(ctx, project, addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	topicID := testenv.Unique("bench")
+	topic := pubsub.TopicName(project, topicID)
+	if _, err := c.TopicAdminClient.CreateTopic(ctx, &pb.Topic{Name: topic, MessageRetentionDuration: durationpb.New(20 * time.Minute)}); err != nil {
+		b.Fatal(err)
+	}
+	defer c.TopicAdminClient.DeleteTopic(context.Background(), &pb.DeleteTopicRequest{Topic: topic})
+	sub, err := pubsub.CreateInstanceSubscription(ctx, c, topicID, testenv.Unique("bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pubsub.DeleteSubscription(context.Background(), c, sub)
+
+	total := int(float64(rate) * d.Seconds())
+	sentAt := make([]int64, total) // unix ns
+	latency := make([]int64, total) // ns, 0 until the first delivery
+	var received, dups, warm atomic.Int64
+	all := make(chan struct{})
+	rctx, rcancel := context.WithCancel(ctx)
+	recvDone := make(chan error, 1)
+	go func() {
+		recvDone <- pubsub.Receive(rctx, c, sub, func(_ []byte, attrs map[string]string) {
+			now := time.Now().UnixNano()
+			if attrs["n"] == "warmup" {
+				warm.Add(1)
+				return
+			}
+			i, err := strconv.Atoi(attrs["n"])
+			if err != nil || i < 0 || i >= total {
+				return
+			}
+			// Only the first delivery of each message counts.
+			if !atomic.CompareAndSwapInt64(&latency[i], 0, max(1, now-atomic.LoadInt64(&sentAt[i]))) {
+				dups.Add(1)
+				return
+			}
+			if received.Add(1) == int64(total) {
+				close(all)
+			}
+		})
+	}()
+	// The routes' publisher settings (functions/pubsub/publish.go).
+	p := c.Publisher(topicID)
+	p.PublishSettings.DelayThreshold = 5 * time.Millisecond
+	p.PublishSettings.CountThreshold = 200
+	p.PublishSettings.ByteThreshold = 1 << 20
+	p.PublishSettings.FlowControlSettings = gps.FlowControlSettings{
+		MaxOutstandingMessages: 20000, MaxOutstandingBytes: 64 << 20, LimitExceededBehavior: gps.FlowControlBlock,
+	}
+	// Warm up (connections, streams) before the clock starts.
+	const warmup = 50
+	for range warmup {
+		p.Publish(ctx, &gps.Message{Data: payload(-1), Attributes: map[string]string{"n": "warmup"}})
+		time.Sleep(10 * time.Millisecond)
+	}
+	for t0 := time.Now(); warm.Load() < warmup && time.Since(t0) < 30*time.Second; {
+		time.Sleep(10 * time.Millisecond)
+	}
+	var results []*gps.PublishResult
+	start := time.Now()
+	tick := time.NewTicker(2 * time.Millisecond)
+	sent := 0
+	for sent < total {
+		<-tick.C
+		due := min(int(float64(rate)*time.Since(start).Seconds()), total)
+		for ; sent < due; sent++ {
+			now := time.Now()
+			atomic.StoreInt64(&sentAt[sent], now.UnixNano())
+			results = append(results, p.Publish(ctx, &gps.Message{
+				Data: payload(sent),
+				Attributes: map[string]string{
+					"n": strconv.Itoa(sent), "kind": "record", "route": "route2", "vm": "bench-vm-1",
+					"commit_ms": "1.234", "stored_at": now.UTC().Format(time.RFC3339Nano), "batch": "1",
+				},
+			}))
+		}
+	}
+	tick.Stop()
+	publishing := time.Since(start)
+	for i, r := range results {
+		if _, err := r.Get(ctx); err != nil {
+			b.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	p.Stop()
+	select {
+	case <-all:
+	case <-time.After(drain):
+	}
+	end := time.Now().UnixNano()
+	rcancel()
+	<-recvDone
+
+	res := loadResult{sent: total, received: int(received.Load()), dups: int(dups.Load())}
+	res.lost = total - res.received
+	res.rate = float64(res.received) / publishing.Seconds()
+	lat := make([]time.Duration, total)
+	for i := range total {
+		l := time.Duration(atomic.LoadInt64(&latency[i]))
+		if l == 0 {
+			l = time.Duration(end - atomic.LoadInt64(&sentAt[i]))
+		}
+		lat[i] = l
+	}
+	slices.Sort(lat)
+	if total > 0 {
+		res.p50 = lat[total/2]
+		res.p99 = lat[min(total-1, total*99/100)]
+		res.max = lat[total-1]
+	}
+	return res
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// servers starts each server for one run.
+var servers = []struct {
+	name  string
+	start func(b *testing.B) (addr string, stop func())
+}{
+	{"emulator", func(b *testing.B) (string, func()) { return testenv.PubsubEmulator(b), func() {} }},
+	{"broker", func(b *testing.B) (string, func()) {
+		s, err := Start("127.0.0.1:0", Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s.Addr(), func() { s.Close() }
+	}},
+	{"pstest", func(b *testing.B) (string, func()) {
+		s := pstest.NewServerWithAddress("127.0.0.1:0")
+		return s.Addr, func() { s.Close() }
+	}},
+}
+
+// BenchmarkEndToEnd measures publish → subscriber latency through the Java
+// emulator, this broker and pstest, side by side at each rate, and reports
+// the ratios to the emulator.
+func BenchmarkEndToEnd(b *testing.B) {
+	d := time.Duration(envInt("VMPULSE_BENCH_SECONDS", 10)) * time.Second
+	for _, rate := range benchRates() {
+		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) {
+			got := map[string]loadResult{}
+			for _, srv := range servers {
+				b.Run(srv.name, func(b *testing.B) {
+					addr, stop := srv.start(b)
+					defer stop()
+					runtime.GC()
+					r := runLoad(b, addr, rate, d, 10*time.Second)
+					got[srv.name] = r
+					b.ReportMetric(ms(r.p50), "p50_ms")
+					b.ReportMetric(ms(r.p99), "p99_ms")
+					b.ReportMetric(ms(r.max), "max_ms")
+					b.ReportMetric(float64(r.lost), "lost")
+					b.ReportMetric(float64(r.dups), "dups")
+					if emu, ok := got["emulator"]; ok && srv.name != "emulator" && emu.p99 > 0 {
+						b.ReportMetric(float64(r.p50)/float64(emu.p50), "p50_x_emulator")
+						b.ReportMetric(float64(r.p99)/float64(emu.p99), "p99_x_emulator")
+					}
+					b.ReportMetric(0, "ns/op")
+				})
+			}
+			printTable(os.Stdout, rate, d, got)
+		})
+	}
+}
+
+func printTable(w io.Writer, rate int, d time.Duration, got map[string]loadResult) {
+	fmt.Fprintf(w, "\npublish → subscriber, %d msg/s for %v, ~950-byte records, real v2 client:\n", rate, d)
+	fmt.Fprintf(w, "%-9s %8s %8s %8s %9s %6s %5s %10s %10s\n", "server", "p50 ms", "p99 ms", "max ms", "received", "lost", "dups", "p50/emu", "p99/emu")
+	emu, hasEmu := got["emulator"]
+	for _, srv := range servers {
+		r, ok := got[srv.name]
+		if !ok {
+			continue
+		}
+		r50, r99 := "-", "-"
+		if hasEmu && emu.p50 > 0 {
+			r50 = fmt.Sprintf("%.2f", float64(r.p50)/float64(emu.p50))
+			r99 = fmt.Sprintf("%.2f", float64(r.p99)/float64(emu.p99))
+		}
+		fmt.Fprintf(w, "%-9s %8.1f %8.1f %8.1f %9d %6d %5d %10s %10s\n", srv.name, ms(r.p50), ms(r.p99), ms(r.max), r.received, r.lost, r.dups, r50, r99)
+	}
+	fmt.Fprintln(w)
+}
+
+// heapMiB returns the live heap after a collection.
+func heapMiB() float64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return float64(m.HeapAlloc) / (1 << 20)
+}
+
+// BenchmarkBrokerMemory runs the broker at 3 500 msg/s for a minute on a
+// topic with the production retention (20 min, more than the cap can hold)
+// and a cap of 64 MiB, sampling the live heap of the process (broker and
+// clients) every 5 s: it must level off at the cap, not grow with the run.
+func BenchmarkBrokerMemory(b *testing.B) {
+	d := time.Duration(envInt("VMPULSE_BENCH_SOAK_SECONDS", 60)) * time.Second
+	const limit = 64 << 20
+	s, err := Start("127.0.0.1:0", Options{MaxBytes: limit, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	before := heapMiB()
+	var mu sync.Mutex
+	var samples []float64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				h := heapMiB()
+				mu.Lock()
+				samples = append(samples, h)
+				mu.Unlock()
+			}
+		}
+	}()
+	r := runLoad(b, s.Addr(), 3500, d, 10*time.Second)
+	close(stop)
+	<-sampled
+	st := s.Stats()
+	after := heapMiB()
+	mu.Lock()
+	defer mu.Unlock()
+	half := samples[len(samples)/2]
+	peak := slices.Max(samples)
+	fmt.Printf("\nbroker at 3500 msg/s for %v, cap %d MiB: heap before %.1f MiB, at half time %.1f MiB, peak %.1f MiB, after %.1f MiB (topic deleted); "+
+		"held at the end %.1f MiB in %d messages; evicted retained %d, unacked %d; p50 %.1f ms p99 %.1f ms lost %d\nheap samples (MiB, every 5 s): %.0f\n\n",
+		d, limit>>20, before, half, peak, after, float64(st.Bytes)/(1<<20), st.Messages, st.EvictedRetained, st.EvictedUnacked,
+		ms(r.p50), ms(r.p99), r.lost, samples)
+	b.ReportMetric(before, "heap_before_MiB")
+	b.ReportMetric(half, "heap_half_MiB")
+	b.ReportMetric(peak, "heap_peak_MiB")
+	b.ReportMetric(samples[len(samples)-1], "heap_end_MiB")
+	b.ReportMetric(after, "heap_after_MiB")
+	b.ReportMetric(ms(r.p99), "p99_ms")
+	b.ReportMetric(float64(r.lost), "lost")
+	b.ReportMetric(float64(st.EvictedUnacked), "evicted_unacked")
+	b.ReportMetric(0, "ns/op")
+}
