@@ -106,7 +106,7 @@ func runLoad(b *testing.B, addr string, rate int, d, drain time.Duration) loadRe
 	defer pubsub.DeleteSubscription(context.Background(), c, sub)
 
 	total := int(float64(rate) * d.Seconds())
-	sentAt := make([]int64, total) // unix ns
+	sentAt := make([]int64, total)  // unix ns
 	latency := make([]int64, total) // ns, 0 until the first delivery
 	var received, dups, warm atomic.Int64
 	all := make(chan struct{})
