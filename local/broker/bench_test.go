@@ -57,12 +57,13 @@ func benchRates() []int {
 	return rates
 }
 
-// payload returns a record-shaped JSON document of about 950 bytes.
-func payload(i int) []byte {
+// payloadTemplate is a record-shaped JSON document of about 950 bytes whose
+// id starts at payloadID (12 digits).
+var payloadTemplate, payloadID = func() ([]byte, int) {
 	var b strings.Builder
-	fmt.Fprintf(&b, `{"id":"bench-%012d","vm":"bench-vm-1","total_ram":16000,"ram_libre":9000,"uso_ram":7000,"porcentaje_ram":43.75,`+
-		`"porcentaje_cpu_uso":61.5,"porcentaje_cpu_libre":38.5,"procesos_corriendo":3,"total_procesos":412,"procesos_durmiendo":409,`+
-		`"procesos_zombie":0,"procesos_parados":0,"hora":"2026-12-01 10:00:00","source":"kmod","top_procesos":[`, i)
+	b.WriteString(`{"id":"bench-000000000000","vm":"bench-vm-1","total_ram":16000,"ram_libre":9000,"uso_ram":7000,"porcentaje_ram":43.75,` +
+		`"porcentaje_cpu_uso":61.5,"porcentaje_cpu_libre":38.5,"procesos_corriendo":3,"total_procesos":412,"procesos_durmiendo":409,` +
+		`"procesos_zombie":0,"procesos_parados":0,"hora":"2026-12-01 10:00:00","source":"kmod","top_procesos":[`)
 	for p := range 9 {
 		if p > 0 {
 			b.WriteByte(',')
@@ -70,7 +71,17 @@ func payload(i int) []byte {
 		fmt.Fprintf(&b, `{"pid":%d,"name":"worker-process-%02d","state":"S","rss_mib":%d}`, 1000+p, p, 100+p)
 	}
 	b.WriteString(`]}`)
-	return []byte(b.String())
+	return []byte(b.String()), len(`{"id":"bench-`)
+}()
+
+// payload returns the template with id i.
+func payload(i int) []byte {
+	p := append([]byte(nil), payloadTemplate...)
+	for j := payloadID + 11; j >= payloadID && i > 0; j-- {
+		p[j] = byte('0' + i%10)
+		i /= 10
+	}
+	return p
 }
 
 // loadResult is what one run measured.
@@ -85,7 +96,7 @@ type loadResult struct {
 // addr and measures publish → subscriber latency. Messages still undelivered
 // drain seconds after publishing ended count as lost, and in the percentiles
 // with the time they had waited by then (a lower bound).
-func runLoad(b *testing.B, addr string, rate int, d, drain time.Duration) loadResult {
+func runLoad(b testing.TB, addr string, rate int, d, drain time.Duration) loadResult {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c, err := pubsub.Connect(ctx, project, addr)
@@ -150,7 +161,7 @@ func runLoad(b *testing.B, addr string, rate int, d, drain time.Duration) loadRe
 	for t0 := time.Now(); warm.Load() < warmup && time.Since(t0) < 30*time.Second; {
 		time.Sleep(10 * time.Millisecond)
 	}
-	var results []*gps.PublishResult
+	results := make([]*gps.PublishResult, 0, total)
 	start := time.Now()
 	tick := time.NewTicker(2 * time.Millisecond)
 	sent := 0

@@ -378,7 +378,7 @@ func (b *Server) release(s *subscription, e *entry) {
 // take marks up to max ready messages of s outstanding (for flow f, nil for
 // Pull) and returns them for delivery.
 func (b *Server) take(s *subscription, f *flow, deadline time.Duration, max int, maxBytes int64) []*pb.ReceivedMessage {
-	var out []*pb.ReceivedMessage
+	out := make([]*pb.ReceivedMessage, 0, min(max, s.ready.len()))
 	var size int64
 	mono := time.Now()
 	wall := b.now()
