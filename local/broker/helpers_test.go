@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/vmpulse/vmpulse/functions/pubsub"
 	"github.com/vmpulse/vmpulse/internal/testenv"
@@ -83,7 +84,13 @@ func connect(t testing.TB, addr string) *gps.Client {
 
 func brokerEnv(t testing.TB, opts Options) env {
 	b := startBroker(t, opts)
-	return env{name: "broker", addr: b.Addr(), broker: b, c: connect(t, b.Addr())}
+	e := env{name: "broker", addr: b.Addr(), broker: b, c: connect(t, b.Addr())}
+	t.Cleanup(func() {
+		if err := b.verify(); err != nil {
+			t.Errorf("broker bookkeeping at the end of the test: %v", err)
+		}
+	})
+	return e
 }
 
 func emulatorEnv(t testing.TB) env {
@@ -274,5 +281,52 @@ func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("after %v: %s", d, what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func ackAll(t testing.TB, e env, sub string, msgs []*pb.ReceivedMessage) {
+	t.Helper()
+	var ids []string
+	for _, m := range msgs {
+		ids = append(ids, m.AckId)
+	}
+	if err := e.c.SubscriptionAdminClient.Acknowledge(context.Background(), &pb.AcknowledgeRequest{Subscription: sub, AckIds: ids}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func nack(t testing.TB, e env, sub string, msgs []*pb.ReceivedMessage) {
+	t.Helper()
+	var ids []string
+	for _, m := range msgs {
+		ids = append(ids, m.AckId)
+	}
+	if err := e.c.SubscriptionAdminClient.ModifyAckDeadline(context.Background(), &pb.ModifyAckDeadlineRequest{Subscription: sub, AckIds: ids}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func setRetention(t testing.TB, e env, topic string, d time.Duration) {
+	t.Helper()
+	_, err := e.c.TopicAdminClient.UpdateTopic(context.Background(), &pb.UpdateTopicRequest{
+		Topic:      &pb.Topic{Name: topic, MessageRetentionDuration: durationpb.New(d)},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"message_retention_duration"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func deleteSub(t testing.TB, e env, sub string) {
+	t.Helper()
+	if err := e.c.SubscriptionAdminClient.DeleteSubscription(context.Background(), &pb.DeleteSubscriptionRequest{Subscription: sub}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func deleteTopic(t testing.TB, e env, topic string) {
+	t.Helper()
+	if err := e.c.TopicAdminClient.DeleteTopic(context.Background(), &pb.DeleteTopicRequest{Topic: topic}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -573,7 +573,7 @@ func (b *Server) streamEnded(s *subscription, f *flow) {
 // seek acknowledges every message of s published before t and makes every
 // message published from t on that s holds or may replay unacknowledged again,
 // as the service does for a Seek to a time.
-func (b *Server) seek(s *subscription, t time.Time) int {
+func (b *Server) seek(s *subscription, t time.Time) (replayed, skipped int) {
 	wall := b.now()
 	keep := make([]*entry, 0, len(s.entries))
 	for _, e := range s.entries {
@@ -591,10 +591,38 @@ func (b *Server) seek(s *subscription, t time.Time) int {
 		}
 		keep = append(keep, e)
 	}
-	replayed := 0
 	if top := s.topic; top != nil && !top.deleted {
+		replay := func(m *message) bool {
+			return !m.pubTime.Before(t) && s.entries[m.seq] == nil && s.canReplay(m, wall)
+		}
+		// Each replayed message costs an entry. When the cap is short,
+		// retained-only messages are evicted (oldest first, so some may be
+		// ones about to be replayed); if that is not enough, the replay
+		// starts later rather than evicting what subscribers still need.
+		n := 0
 		for m := top.logHead; m != nil; m = m.logNext {
-			if m.pubTime.Before(t) || s.entries[m.seq] != nil || !s.canReplay(m, wall) {
+			if replay(m) {
+				n++
+			}
+		}
+		b.evictRetained(int64(n) * entryCost)
+		n = 0
+		for m := top.logHead; m != nil; m = m.logNext {
+			if replay(m) {
+				n++
+			}
+		}
+		skip := 0
+		if room := (b.maxBytes - b.bytes) / entryCost; int64(n) > room {
+			skip = n - int(max(room, 0))
+		}
+		for m := top.logHead; m != nil; m = m.logNext {
+			if !replay(m) {
+				continue
+			}
+			if skip > 0 {
+				skip--
+				skipped++
 				continue
 			}
 			keep = append(keep, b.addEntry(s, m))
@@ -615,10 +643,8 @@ func (b *Server) seek(s *subscription, t time.Time) int {
 		e.pushed(s, false)
 	}
 	s.ackedBefore = t
-	// Replayed messages cost an entry each: the cap holds for them too.
-	b.makeRoom(0)
 	s.signal()
-	return replayed
+	return replayed, skipped
 }
 
 // canReplay reports whether a Seek of s may bring back m: the topic retains it,
@@ -635,14 +661,8 @@ func (s *subscription) canReplay(m *message, wall time.Time) bool {
 // oldest messages kept only for Seek, then, when no such message is left, the
 // oldest messages still unacknowledged by some subscription.
 func (b *Server) makeRoom(need int64) {
+	b.evictRetained(need)
 	for b.bytes+need > b.maxBytes {
-		if len(b.retained) > 0 {
-			m := b.retained[0]
-			b.unlog(m)
-			b.evictedRetained++
-			b.pendRetained++
-			continue
-		}
 		m := b.allHead
 		if m == nil {
 			return
@@ -661,6 +681,16 @@ func (b *Server) makeRoom(need int64) {
 		}
 		b.evictedUnacked++
 		b.pendUnacked++
+	}
+}
+
+// evictRetained evicts the oldest messages kept only for Seek until need more
+// bytes fit under the cap or none is left.
+func (b *Server) evictRetained(need int64) {
+	for b.bytes+need > b.maxBytes && len(b.retained) > 0 {
+		b.unlog(b.retained[0])
+		b.evictedRetained++
+		b.pendRetained++
 	}
 }
 

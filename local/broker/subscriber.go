@@ -481,13 +481,18 @@ func (b *Server) Seek(_ context.Context, req *pb.SeekRequest) (*pb.SeekResponse,
 		return nil, invalid("target", "a time or a snapshot is required")
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	s, err := b.sub(req.Subscription)
 	if err != nil {
+		b.mu.Unlock()
 		return nil, err
 	}
-	b.seek(s, at)
+	replayed, skipped := b.seek(s, at)
 	s.lastActive = b.now()
+	b.mu.Unlock()
+	if skipped > 0 {
+		b.log.Warn("broker: byte cap reached: Seek replays only the newest retained messages",
+			"subscription", req.Subscription, "time", at, "replayed", replayed, "not_replayed", skipped, "max_bytes", b.maxBytes)
+	}
 	return &pb.SeekResponse{}, nil
 }
 

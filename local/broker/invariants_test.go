@@ -1,0 +1,167 @@
+package broker
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// verify checks the bookkeeping of b: every held message counted once, byte
+// accounting exact, references equal to entries, queues and heaps consistent.
+func (b *Server) verify() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var n, bytes int64
+	held := map[*message]bool{}
+	for m := b.allHead; m != nil; m = m.allNext {
+		if m.allNext != nil && m.allNext.allPrev != m {
+			return fmt.Errorf("message %d: broken list", m.seq)
+		}
+		n++
+		bytes += m.size
+		held[m] = true
+		if !m.inLog && m.refs == 0 {
+			return fmt.Errorf("message %d held by nothing", m.seq)
+		}
+		if (m.roIdx >= 0) != (m.inLog && m.refs == 0) {
+			return fmt.Errorf("message %d: retained-heap index %d with inLog %v refs %d", m.seq, m.roIdx, m.inLog, m.refs)
+		}
+		refs := int32(0)
+		for _, s := range m.topic.subs {
+			if e := s.entries[m.seq]; e != nil && e.m == m {
+				refs++
+			}
+		}
+		if refs != m.refs {
+			return fmt.Errorf("message %d: refs %d, entries %d", m.seq, m.refs, refs)
+		}
+	}
+	if n != b.messages {
+		return fmt.Errorf("%d messages listed, %d counted", n, b.messages)
+	}
+	for i, m := range b.retained {
+		if m.roIdx != i || !held[m] {
+			return fmt.Errorf("retained heap slot %d: message %d (index %d, held %v)", i, m.seq, m.roIdx, held[m])
+		}
+	}
+	for _, t := range b.topics {
+		var ln int
+		var lb int64
+		for m := t.logHead; m != nil; m = m.logNext {
+			if !m.inLog || m.topic != t || !held[m] {
+				return fmt.Errorf("topic %s: log message %d inLog %v held %v", t.name, m.seq, m.inLog, held[m])
+			}
+			ln++
+			lb += m.size
+		}
+		if ln != t.logN || lb != t.logBytes {
+			return fmt.Errorf("topic %s: log %d/%d bytes, counted %d/%d", t.name, ln, lb, t.logN, t.logBytes)
+		}
+	}
+	for _, s := range b.subs {
+		var out, ready int
+		var bb int64
+		flowN := map[*flow]int64{}
+		for seq, e := range s.entries {
+			if e.m == nil || e.m.seq != seq || !held[e.m] {
+				return fmt.Errorf("subscription %s: entry %d points to a freed message", s.name, seq)
+			}
+			bytes += entryCost
+			bb += e.m.size
+			switch e.state {
+			case stateOutstanding:
+				out++
+				if e.hidx < 0 || s.deadlines[e.hidx] != e {
+					return fmt.Errorf("subscription %s: outstanding entry %d not in the deadline heap", s.name, seq)
+				}
+				if e.fl != nil {
+					flowN[e.fl]++
+				}
+			case stateReady:
+				ready++
+			default:
+				return fmt.Errorf("subscription %s: entry %d is gone but mapped", s.name, seq)
+			}
+		}
+		if out != s.outstanding || out != len(s.deadlines) || bb != s.backlogBytes {
+			return fmt.Errorf("subscription %s: %d outstanding (counted %d, heap %d), %d bytes (counted %d)", s.name, out, s.outstanding, len(s.deadlines), bb, s.backlogBytes)
+		}
+		queued := 0
+		seen := map[*entry]bool{}
+		for i := 0; i < s.ready.n; i++ {
+			e := s.ready.buf[(s.ready.head+i)%len(s.ready.buf)]
+			if e.state == stateReady {
+				if seen[e] {
+					return fmt.Errorf("subscription %s: entry queued twice", s.name)
+				}
+				seen[e] = true
+				queued++
+			}
+		}
+		if queued != ready {
+			return fmt.Errorf("subscription %s: %d ready entries, %d queued", s.name, ready, queued)
+		}
+		for f, c := range flowN {
+			if f.outN != c {
+				return fmt.Errorf("subscription %s: flow %q counts %d outstanding, holds %d", s.name, f.id, f.outN, c)
+			}
+		}
+	}
+	if bytes != b.bytes {
+		return fmt.Errorf("%d bytes held, %d counted", bytes, b.bytes)
+	}
+	return nil
+}
+
+// TestInvariantsUnderChurn: the bookkeeping stays exact through publishes,
+// acks, nacks, seeks, evictions, retention changes and deletions.
+func TestInvariantsUnderChurn(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{t: time.Now()}
+	e := brokerEnv(t, Options{MaxBytes: 300 << 10, Now: clock.Now})
+	topic := mkTopic(t, e, 0)
+	a := mkSub(t, e, topic, nil)
+	b := mkSub(t, e, topic, nil)
+	check := func(when string) {
+		t.Helper()
+		if err := e.broker.verify(); err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+	}
+	publish(t, e, topic, "x", 100)
+	check("after publishing without retention")
+	got := pullRaw(t, e, a, 40, time.Second)
+	check("after pulling")
+	nack(t, e, a, got[:10])
+	ackAll(t, e, a, got[10:20])
+	check("after acks and nacks")
+	setRetention(t, e, topic, 20*time.Minute)
+	publish(t, e, topic, "y", 1500) // over the cap: evictions
+	check("after evictions")
+	if st := e.broker.Stats(); st.Bytes > 300<<10 || st.EvictedUnacked == 0 {
+		t.Fatalf("stats after the flood: %+v", st)
+	}
+	if err := seek(e, b, clock.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	check("after seek")
+	c := mkSub(t, e, topic, nil)
+	if err := seek(e, c, clock.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	check("after a new subscription's seek")
+	r := receive(t, e, c, 1<<30, 2*time.Second, recvOpts{})
+	if r.distinct() == 0 {
+		t.Fatal("nothing replayed")
+	}
+	check("after receiving")
+	deleteSub(t, e, b)
+	check("after deleting a subscription")
+	clock.Advance(21 * time.Minute)
+	eventually(t, 3*time.Second, "retention trimmed", func() bool { return e.broker.Stats().Topics[0].Retained == 0 })
+	check("after retention trimming")
+	deleteTopic(t, e, topic)
+	check("after deleting the topic")
+	r = receive(t, e, a, 1<<30, 2*time.Second, recvOpts{})
+	check("after draining a detached subscription")
+}
