@@ -260,7 +260,12 @@ func TestSeekAcknowledgesOlderMessages(t *testing.T) {
 			t.Fatalf("after seek to %v received %d distinct messages, want the %d recent ones: %v", cut, r.distinct(), len(recent), r.count)
 		}
 		if e.broker == nil {
-			return // purging up to a future time: see below
+			// The service's guide: "Seeking to a time marks every message
+			// received by Pub/Sub before the time as acknowledged [...]
+			// You can seek to a time in the future to purge messages." The
+			// emulator purges only what the subscription holds at the seek
+			// and delivers what is published after it.
+			return
 		}
 		seekSupported(t, e, seek(e, sub, time.Now().Add(time.Hour)))
 		publish(t, e, topic, "purged", 10)
