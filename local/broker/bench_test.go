@@ -270,7 +270,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 }
 
 func printTable(w io.Writer, rate int, d time.Duration, got map[string]loadResult) {
-	fmt.Fprintf(w, "\npublish → subscriber, %d msg/s for %v, ~950-byte records, real v2 client:\n", rate, d)
+	fmt.Fprintf(w, "\npublish → subscriber, %d msg/s for %v, ~950-byte records, real v2 client (load average now %s):\n", rate, d, loadAvg())
 	fmt.Fprintf(w, "%-9s %8s %8s %8s %9s %6s %5s %10s %10s\n", "server", "p50 ms", "p99 ms", "max ms", "received", "lost", "dups", "p50/emu", "p99/emu")
 	emu, hasEmu := got["emulator"]
 	for _, srv := range servers {
@@ -338,9 +338,9 @@ func BenchmarkBrokerMemory(b *testing.B) {
 	defer mu.Unlock()
 	half := samples[len(samples)/2]
 	peak := slices.Max(samples)
-	fmt.Printf("\nbroker at 3500 msg/s for %v, cap %d MiB: heap before %.1f MiB, at half time %.1f MiB, peak %.1f MiB, after %.1f MiB (topic deleted); "+
+	fmt.Printf("\nbroker at 3500 msg/s for %v, cap %d MiB, load average %s: heap before %.1f MiB, at half time %.1f MiB, peak %.1f MiB, after %.1f MiB (topic deleted); "+
 		"held at the end %.1f MiB in %d messages; evicted retained %d, unacked %d; p50 %.1f ms p99 %.1f ms lost %d\nheap samples (MiB, every 5 s): %.0f\n\n",
-		d, limit>>20, before, half, peak, after, float64(st.Bytes)/(1<<20), st.Messages, st.EvictedRetained, st.EvictedUnacked,
+		d, limit>>20, loadAvg(), before, half, peak, after, float64(st.Bytes)/(1<<20), st.Messages, st.EvictedRetained, st.EvictedUnacked,
 		ms(r.p50), ms(r.p99), r.lost, samples)
 	b.ReportMetric(before, "heap_before_MiB")
 	b.ReportMetric(half, "heap_half_MiB")
@@ -351,4 +351,18 @@ func BenchmarkBrokerMemory(b *testing.B) {
 	b.ReportMetric(float64(r.lost), "lost")
 	b.ReportMetric(float64(st.EvictedUnacked), "evicted_unacked")
 	b.ReportMetric(0, "ns/op")
+}
+
+// loadAvg returns the machine's 1-minute load average, so that a reader can
+// tell a quiet run from a noisy one.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "unknown"
+	}
+	return fmt.Sprintf("%s on %d CPUs", f[0], runtime.NumCPU())
 }

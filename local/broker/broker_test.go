@@ -115,6 +115,7 @@ func TestNackRedelivers(t *testing.T) {
 		data := publish(t, e, topic, "m", 20)
 		start := time.Now()
 		r := receive(t, e, sub, len(data), 20*time.Second, recvOpts{nackFirst: true})
+		t.Logf("%s: delivery attempts of %s: %v", e.name, data[0], r.attempts[data[0]])
 		for _, d := range data {
 			if r.count[d] < 2 {
 				t.Fatalf("%s delivered %d times, want a redelivery after the nack", d, r.count[d])
