@@ -60,6 +60,7 @@ type Server struct {
 	retained   seqHeap
 	published  uint64
 	nextClient uint64
+	closed     bool // no timers once set
 
 	evictedRetained uint64
 	evictedUnacked  uint64
@@ -159,6 +160,7 @@ func (b *Server) Close() error {
 		}
 		b.wg.Wait()
 		b.mu.Lock()
+		b.closed = true
 		for _, s := range b.subs {
 			if s.timer != nil {
 				s.timer.Stop()

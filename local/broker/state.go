@@ -499,7 +499,7 @@ func (b *Server) requeue(s *subscription, e *entry) {
 // armTimer makes sure s's timer fires at its earliest ack deadline.
 func (b *Server) armTimer(s *subscription) {
 	at, ok := s.deadlines.earliest()
-	if !ok || (s.timerArmed && !at.Before(s.timerAt)) {
+	if !ok || b.closed || (s.timerArmed && !at.Before(s.timerAt)) {
 		return
 	}
 	d := time.Until(at)
@@ -516,7 +516,7 @@ func (b *Server) expire(s *subscription) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s.timerArmed = false
-	if b.subs[s.name] != s {
+	if b.closed || b.subs[s.name] != s {
 		return
 	}
 	now := time.Now()
