@@ -161,7 +161,18 @@ func runLoad(b testing.TB, addr string, rate int, d, drain time.Duration) loadRe
 	for t0 := time.Now(); warm.Load() < warmup && time.Since(t0) < 30*time.Second; {
 		time.Sleep(10 * time.Millisecond)
 	}
-	results := make([]*gps.PublishResult, 0, total)
+	// Results are checked as they complete, so the harness holds none.
+	results := make(chan *gps.PublishResult, 1<<14)
+	var publishErr error
+	checked := make(chan struct{})
+	go func() {
+		defer close(checked)
+		for r := range results {
+			if _, err := r.Get(ctx); err != nil && publishErr == nil {
+				publishErr = err
+			}
+		}
+	}()
 	start := time.Now()
 	tick := time.NewTicker(2 * time.Millisecond)
 	sent := 0
@@ -171,21 +182,21 @@ func runLoad(b testing.TB, addr string, rate int, d, drain time.Duration) loadRe
 		for ; sent < due; sent++ {
 			now := time.Now()
 			atomic.StoreInt64(&sentAt[sent], now.UnixNano())
-			results = append(results, p.Publish(ctx, &gps.Message{
+			results <- p.Publish(ctx, &gps.Message{
 				Data: payload(sent),
 				Attributes: map[string]string{
 					"n": strconv.Itoa(sent), "kind": "record", "route": "route2", "vm": "bench-vm-1",
 					"commit_ms": "1.234", "stored_at": now.UTC().Format(time.RFC3339Nano), "batch": "1",
 				},
-			}))
+			})
 		}
 	}
 	tick.Stop()
 	publishing := time.Since(start)
-	for i, r := range results {
-		if _, err := r.Get(ctx); err != nil {
-			b.Fatalf("publish %d: %v", i, err)
-		}
+	close(results)
+	<-checked
+	if publishErr != nil {
+		b.Fatalf("publish: %v", publishErr)
 	}
 	p.Stop()
 	select {

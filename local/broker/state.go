@@ -18,8 +18,13 @@ import (
 const entryCost = 128
 
 // messageOverhead is what a message counts against the byte cap on top of its
-// data, attributes and ordering key (structs, id, timestamp).
-const messageOverhead = 160
+// data, attributes and ordering key (structs, id, timestamp), and attrOverhead
+// what each attribute costs in its map on top of its key and value. With them
+// the count is within 5 % of the heap a record message takes.
+const (
+	messageOverhead = 256
+	attrOverhead    = 48
+)
 
 // message is one published message, stored once whatever the number of
 // subscriptions holding it. Its PubsubMessage is never modified after Publish,
@@ -174,8 +179,11 @@ func parseAckID(id string) (seq, delivery uint64, ok bool) {
 
 func messageSize(pm *pb.PubsubMessage) int64 {
 	n := int64(len(pm.Data) + len(pm.OrderingKey) + messageOverhead)
+	if len(pm.Attributes) > 0 {
+		n += 64
+	}
 	for k, v := range pm.Attributes {
-		n += int64(len(k) + len(v) + 16)
+		n += int64(len(k) + len(v) + attrOverhead)
 	}
 	return n
 }
