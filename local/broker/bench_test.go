@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,7 +90,17 @@ type loadResult struct {
 	sent, received, dups int
 	lost                 int
 	p50, p99, max        time.Duration
-	rate                 float64 // messages received per second of publishing
+	rate                 float64       // messages received per second of publishing
+	cpu                  time.Duration // CPU of this process (clients, and the server when in-process) per message
+}
+
+// cpuTime is the CPU time this process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // runLoad publishes at rate messages/s for d on a fresh topic of the server at
@@ -162,6 +173,7 @@ func runLoad(b testing.TB, addr string, rate int, d, drain time.Duration) loadRe
 		time.Sleep(10 * time.Millisecond)
 	}
 	// Results are checked as they complete, so the harness holds none.
+	cpu0 := cpuTime()
 	results := make(chan *gps.PublishResult, 1<<14)
 	var publishErr error
 	checked := make(chan struct{})
@@ -208,6 +220,7 @@ func runLoad(b testing.TB, addr string, rate int, d, drain time.Duration) loadRe
 	<-recvDone
 
 	res := loadResult{sent: total, received: int(received.Load()), dups: int(dups.Load())}
+	res.cpu = (cpuTime() - cpu0) / time.Duration(total)
 	res.lost = total - res.received
 	res.rate = float64(res.received) / publishing.Seconds()
 	lat := make([]time.Duration, total)
@@ -268,6 +281,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 					b.ReportMetric(ms(r.max), "max_ms")
 					b.ReportMetric(float64(r.lost), "lost")
 					b.ReportMetric(float64(r.dups), "dups")
+					b.ReportMetric(float64(r.cpu.Microseconds()), "cpu_us/msg")
 					if emu, ok := got["emulator"]; ok && srv.name != "emulator" && emu.p99 > 0 {
 						b.ReportMetric(float64(r.p50)/float64(emu.p50), "p50_x_emulator")
 						b.ReportMetric(float64(r.p99)/float64(emu.p99), "p99_x_emulator")
@@ -282,7 +296,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 
 func printTable(w io.Writer, rate int, d time.Duration, got map[string]loadResult) {
 	fmt.Fprintf(w, "\npublish → subscriber, %d msg/s for %v, ~950-byte records, real v2 client (load average now %s):\n", rate, d, loadAvg())
-	fmt.Fprintf(w, "%-9s %8s %8s %8s %9s %6s %5s %10s %10s\n", "server", "p50 ms", "p99 ms", "max ms", "received", "lost", "dups", "p50/emu", "p99/emu")
+	fmt.Fprintf(w, "%-9s %8s %8s %8s %9s %6s %5s %10s %10s %12s\n", "server", "p50 ms", "p99 ms", "max ms", "received", "lost", "dups", "p50/emu", "p99/emu", "cpu µs/msg")
 	emu, hasEmu := got["emulator"]
 	for _, srv := range servers {
 		r, ok := got[srv.name]
@@ -294,8 +308,9 @@ func printTable(w io.Writer, rate int, d time.Duration, got map[string]loadResul
 			r50 = fmt.Sprintf("%.2f", float64(r.p50)/float64(emu.p50))
 			r99 = fmt.Sprintf("%.2f", float64(r.p99)/float64(emu.p99))
 		}
-		fmt.Fprintf(w, "%-9s %8.1f %8.1f %8.1f %9d %6d %5d %10s %10s\n", srv.name, ms(r.p50), ms(r.p99), ms(r.max), r.received, r.lost, r.dups, r50, r99)
+		fmt.Fprintf(w, "%-9s %8.1f %8.1f %8.1f %9d %6d %5d %10s %10s %12d\n", srv.name, ms(r.p50), ms(r.p99), ms(r.max), r.received, r.lost, r.dups, r50, r99, r.cpu.Microseconds())
 	}
+	fmt.Fprintln(w, "cpu µs/msg: this process only: the clients, plus the server for broker and pstest (the emulator is a separate JVM).")
 	fmt.Fprintln(w)
 }
 

@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"context"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -512,7 +514,9 @@ func (b *Server) armTimer(s *subscription) {
 	}
 	d := time.Until(at)
 	if s.timer == nil {
-		s.timer = time.AfterFunc(d, func() { b.expire(s) })
+		s.timer = time.AfterFunc(d, func() {
+			pprof.Do(context.Background(), pprof.Labels("component", "pubsub-broker"), func(context.Context) { b.expire(s) })
+		})
 	} else {
 		s.timer.Reset(d)
 	}
