@@ -49,7 +49,16 @@ type Config struct {
 
 	Relay  bool   // run the relay in-process
 	WebDir string // dashboard files served by the relay ("" for none)
-	Feed   bool   // send every agent sample through the split
+	Feed   bool   // send the agent's latest sample through the split every FeedInterval
+	// FeedInterval is how often the feeder posts the latest sample (default 1 s):
+	// slower than the agent samples, so that the load phases' records are mostly
+	// new to the routes.
+	FeedInterval time.Duration
+
+	// IngestToken is the bearer token the routes accept and the feeder sends.
+	IngestToken string
+	// Outbox tunes the routes' outboxes (zero: the defaults).
+	Outbox ingest.OutboxConfig
 
 	Log *slog.Logger
 }
@@ -65,10 +74,10 @@ type Stack struct {
 	Addrs Addrs
 
 	cancel  context.CancelFunc
-	servers []*namedServer // shut down in this order, then:
-	routes  []func() error // finish commits and publications
-	stores  []func() error // close the database pools
-	infra   []func() error // the Pub/Sub client, then the stand-ins
+	servers []*namedServer                // shut down in this order, then:
+	routes  []func(context.Context) error // finish commits and publications
+	stores  []func() error                // close the database pools
+	infra   []func() error                // the Pub/Sub client, then the stand-ins
 	errc    chan error
 	feeder  *Feeder
 	proxy   *split.Proxy
@@ -166,16 +175,23 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 		}
 	}()
 
-	// Routes: one store and publisher each, as two Deployments would have.
+	// Routes: one service each, as two Deployments would have.
 	routeAddr := map[string]string{ingest.Route1: cfg.Route1Addr, ingest.Route2: cfg.Route2Addr}
 	routeLn := map[string]net.Listener{}
 	var routeSrv []*namedServer
+	tokens, err := ingest.StaticTokens(cfg.IngestToken)
+	if err != nil {
+		return s, fmt.Errorf("ingest token: %w", err)
+	}
 	// The embedded server's in-memory tables are not safe under concurrent
 	// transactions (a commit can overwrite another session's rows), so with it
-	// both routes share one store with a single connection: every transaction runs
+	// both routes share one store with a single connection: every write runs
 	// alone. A real MySQL gets one pool per route, as two Deployments would have.
 	var shared *mysql.Store
+	dbTimeout := time.Duration(0) // the routes' default
 	if cfg.MySQLDSN == "" {
+		// Every write waits its turn for the one connection: allow for the queue.
+		dbTimeout = 20 * time.Second
 		shared, err = mysql.Open(ctx, mysql.Config{DSN: dsn, Database: cfg.DBName, Wait: 10 * time.Second, MaxOpenConns: 1}, log)
 		if err != nil {
 			return s, err
@@ -191,22 +207,18 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 			}
 			s.stores = append(s.stores, store.Close)
 		}
-		pub := pubsub.NewPublisher(client, cfg.Topic, rlog)
-		srv, err := ingest.NewServer(ingest.Config{Route: route, Store: store, Pub: pub, Log: rlog,
-			Checks: map[string]func(context.Context) error{
-				"mysql":  store.Ping,
-				"pubsub": func(ctx context.Context) error { return pubsub.EnsureTopic(ctx, client, cfg.Topic, false) },
-			}})
+		svc, err := ingest.StartService(ctx, ingest.ServiceConfig{Route: route, Store: store, Pubsub: client, Topic: cfg.Topic,
+			Tokens: tokens, Outbox: cfg.Outbox, DBTimeout: dbTimeout, Log: rlog})
 		if err != nil {
 			return s, err
 		}
-		s.routes = append(s.routes, func() error { srv.Close(); pub.Stop(); return nil })
+		s.routes = append(s.routes, svc.Close)
 		ln, err := listen(route, routeAddr[route], "-"+route+"-addr")
 		if err != nil {
 			return s, err
 		}
 		routeLn[route] = ln
-		routeSrv = append(routeSrv, &namedServer{name: route, srv: httpserve.New(ln.Addr().String(), srv.Handler())})
+		routeSrv = append(routeSrv, &namedServer{name: route, srv: httpserve.New(ln.Addr().String(), svc.Handler())})
 	}
 	s.Addrs.Route1 = routeLn[ingest.Route1].Addr().String()
 	s.Addrs.Route2 = routeLn[ingest.Route2].Addr().String()
@@ -258,7 +270,11 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 	s.serve(ctx, &namedServer{name: "agent", srv: httpserve.New(s.Addrs.Agent, sampler.Handler())}, agentLn)
 
 	if cfg.Feed {
-		s.feeder = NewFeeder("http://"+s.Addrs.Agent, "http://"+s.Addrs.Split, cfg.AgentInterval, log.With("component", "feeder"))
+		every := cfg.FeedInterval
+		if every <= 0 {
+			every = time.Second
+		}
+		s.feeder = NewFeeder("http://"+s.Addrs.Agent, "http://"+s.Addrs.Split, cfg.IngestToken, every, log.With("component", "feeder"))
 		go s.feeder.Run(ctx)
 	}
 	return s, nil
@@ -332,7 +348,14 @@ func (s *Stack) Close() error {
 			<-ns.done
 		}
 		// Routes first, so their last publications still reach the relay.
-		closers := append([]func() error{}, s.routes...)
+		var closers []func() error
+		for _, c := range s.routes {
+			closers = append(closers, func() error {
+				ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+				defer cancel()
+				return c(ctx)
+			})
+		}
 		if s.relay != nil {
 			closers = append(closers, s.relay.Close)
 		}
