@@ -30,6 +30,7 @@ import (
 	"github.com/vmpulse/vmpulse/functions/relay"
 	"github.com/vmpulse/vmpulse/functions/split"
 	"github.com/vmpulse/vmpulse/internal/httpserve"
+	"github.com/vmpulse/vmpulse/record"
 )
 
 // Config says what to run where. Addresses may use port 0 (tests).
@@ -43,9 +44,13 @@ type Config struct {
 
 	VM            string
 	AgentInterval time.Duration
-	AgentSource   string // auto, kmod or procfs
-	ProcRoot      string
-	KmodSuffix    string
+	// Agents is how many named agents to run (default 1): several read this same
+	// machine under the names <VM>-1, <VM>-2, …, on consecutive ports from
+	// AgentAddr's (each on a free port when AgentAddr's port is 0).
+	Agents      int
+	AgentSource string // auto, kmod or procfs
+	ProcRoot    string
+	KmodSuffix  string
 
 	Relay  bool   // run the relay in-process
 	WebDir string // dashboard files served by the relay ("" for none)
@@ -66,7 +71,10 @@ type Config struct {
 // Addrs are the addresses the stack listens on.
 type Addrs struct {
 	Split, Route1, Route2, Agent, Relay, Pubsub, MySQL string
-	MySQLDSN                                           string
+	// Agents are the addresses of every agent (Agent is the first) and VMs their
+	// vm names, in the same order.
+	Agents, VMs []string
+	MySQLDSN    string
 }
 
 // Stack is a running local pipeline.
@@ -79,7 +87,7 @@ type Stack struct {
 	stores  []func() error                // close the database pools
 	infra   []func() error                // the Pub/Sub client, then the stand-ins
 	errc    chan error
-	feeder  *Feeder
+	feeders []*Feeder
 	proxy   *split.Proxy
 	relay   *relay.Service
 	once    sync.Once
@@ -159,21 +167,37 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 		go fake.janitor(ctx, 10*time.Second, 20000, func() (int, error) { return countSubs(ctx, client, topic) }, log)
 	}
 
-	// Agent.
-	src, err := agent.OpenSource(cfg.AgentSource, cfg.ProcRoot, cfg.KmodSuffix, 10)
+	// Agents: one, or several named agents on consecutive ports reading this
+	// machine, so a comparison of VMs can be seen without a cloud.
+	agentAddrs, err := agentAddrs(cfg.AgentAddr, max(cfg.Agents, 1))
 	if err != nil {
 		return s, err
 	}
-	sampler := agent.New(src, agent.Options{VM: agent.VMName(cfg.VM), Interval: cfg.AgentInterval, Top: 10, Log: log.With("component", "agent")})
-	agentLn, err := listen("agent", cfg.AgentAddr, "-agent-addr")
-	if err != nil {
-		return s, err
-	}
-	go func() {
-		if err := sampler.Run(ctx); err != nil {
-			s.errc <- fmt.Errorf("agent: %w", err)
+	var agentLns []net.Listener
+	var samplers []*agent.Sampler
+	for i, addr := range agentAddrs {
+		src, err := agent.OpenSource(cfg.AgentSource, cfg.ProcRoot, cfg.KmodSuffix, 10)
+		if err != nil {
+			return s, err
 		}
-	}()
+		vm := record.VMName(cfg.VM)
+		if len(agentAddrs) > 1 {
+			vm = record.VMName(fmt.Sprintf("%s-%d", cfg.VM, i+1))
+		}
+		sampler := agent.New(src, agent.Options{VM: vm, Interval: cfg.AgentInterval, Top: 10, Log: log.With("component", "agent", "vm", vm)})
+		ln, err := listen("agent "+vm, addr, "-agent-addr")
+		if err != nil {
+			return s, err
+		}
+		agentLns, samplers = append(agentLns, ln), append(samplers, sampler)
+		s.Addrs.Agents = append(s.Addrs.Agents, ln.Addr().String())
+		s.Addrs.VMs = append(s.Addrs.VMs, vm)
+		go func() {
+			if err := sampler.Run(ctx); err != nil {
+				s.errc <- fmt.Errorf("agent %s: %w", vm, err)
+			}
+		}()
+	}
 
 	// Routes: one service each, as two Deployments would have.
 	routeAddr := map[string]string{ingest.Route1: cfg.Route1Addr, ingest.Route2: cfg.Route2Addr}
@@ -236,7 +260,7 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 		return s, err
 	}
 	s.Addrs.Split = splitLn.Addr().String()
-	s.Addrs.Agent = agentLn.Addr().String()
+	s.Addrs.Agent = s.Addrs.Agents[0]
 
 	// Relay.
 	var relayLn net.Listener
@@ -267,15 +291,20 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 		rs.WriteTimeout = 0
 		s.serve(ctx, &namedServer{name: "relay", srv: rs}, relayLn)
 	}
-	s.serve(ctx, &namedServer{name: "agent", srv: httpserve.New(s.Addrs.Agent, sampler.Handler())}, agentLn)
+	for i, ln := range agentLns {
+		s.serve(ctx, &namedServer{name: "agent " + s.Addrs.VMs[i], srv: httpserve.New(ln.Addr().String(), samplers[i].Handler())}, ln)
+	}
 
 	if cfg.Feed {
 		every := cfg.FeedInterval
 		if every <= 0 {
 			every = time.Second
 		}
-		s.feeder = NewFeeder("http://"+s.Addrs.Agent, "http://"+s.Addrs.Split, cfg.IngestToken, every, log.With("component", "feeder"))
-		go s.feeder.Run(ctx)
+		for i, a := range s.Addrs.Agents {
+			f := NewFeeder("http://"+a, "http://"+s.Addrs.Split, cfg.IngestToken, every, log.With("component", "feeder", "vm", s.Addrs.VMs[i]))
+			s.feeders = append(s.feeders, f)
+			go f.Run(ctx)
+		}
 	}
 	return s, nil
 }
@@ -326,8 +355,14 @@ func (s *Stack) Wait(ctx context.Context) error {
 // Sent reports how many requests the split sent to each route.
 func (s *Stack) Sent() map[string]int64 { return s.proxy.Sent() }
 
-// Feeder returns the built-in feeder (nil when Feed is off).
-func (s *Stack) Feeder() *Feeder { return s.feeder }
+// Fed is how many samples the built-in feeders stored.
+func (s *Stack) Fed() int64 {
+	var n int64
+	for _, f := range s.feeders {
+		n += f.Sent()
+	}
+	return n
+}
 
 // Relay returns the in-process relay (nil when Relay is off).
 func (s *Stack) Relay() *relay.Service { return s.relay }
@@ -368,4 +403,26 @@ func (s *Stack) Close() error {
 		s.stopErr = errors.Join(errs...)
 	})
 	return s.stopErr
+}
+
+// agentAddrs returns n listen addresses: base, then the next ports (all port 0
+// when base's is 0).
+func agentAddrs(base string, n int) ([]string, error) {
+	host, port, err := net.SplitHostPort(base)
+	if err != nil {
+		return nil, fmt.Errorf("-agent-addr %q: %w", base, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p+n-1 > 65535 {
+		return nil, fmt.Errorf("-agent-addr %q: not a port that leaves room for %d agents", base, n)
+	}
+	out := make([]string, n)
+	for i := range out {
+		q := p
+		if p != 0 {
+			q = p + i
+		}
+		out[i] = net.JoinHostPort(host, strconv.Itoa(q))
+	}
+	return out, nil
 }

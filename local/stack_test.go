@@ -207,9 +207,9 @@ func TestFeederAndAgent(t *testing.T) {
 	}
 	resp.Body.Close()
 	deadline := time.Now().Add(20 * time.Second)
-	for st.Feeder().Sent() < 20 {
+	for st.Fed() < 20 {
 		if time.Now().After(deadline) {
-			t.Fatalf("feeder stored %d samples in 20 s", st.Feeder().Sent())
+			t.Fatalf("feeder stored %d samples in 20 s", st.Fed())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -222,6 +222,64 @@ func TestFeederAndAgent(t *testing.T) {
 	var vm string
 	if err := store.DB().QueryRow("SELECT COUNT(*), MAX(vm) FROM records").Scan(&n, &vm); err != nil || n < 20 || vm != "e2e" {
 		t.Fatalf("%d rows from vm %q: %v", n, vm, err)
+	}
+}
+
+// TestSeveralAgents: -agents 3 runs three named agents on their own ports, each
+// fed through the routes under its own vm name.
+func TestSeveralAgents(t *testing.T) {
+	cfg := baseConfig(t)
+	cfg.Agents, cfg.Feed, cfg.FeedInterval, cfg.Relay = 3, true, 50*time.Millisecond, false
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if fmt.Sprint(st.Addrs.VMs) != "[e2e-1 e2e-2 e2e-3]" || len(st.Addrs.Agents) != 3 {
+		t.Fatalf("agents %v at %v", st.Addrs.VMs, st.Addrs.Agents)
+	}
+	for i, a := range st.Addrs.Agents {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var r record.Record
+			resp, err := http.Get("http://" + a + "/sample")
+			if err == nil {
+				json.NewDecoder(resp.Body).Decode(&r)
+				resp.Body.Close()
+			}
+			if r.VM == st.Addrs.VMs[i] {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("agent %s serves vm %q (%v)", a, r.VM, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	store, err := mysql.Open(ctx, mysql.Config{DSN: st.Addrs.MySQLDSN, Wait: 5 * time.Second}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var vms int
+		store.DB().QueryRow("SELECT COUNT(DISTINCT vm) FROM records").Scan(&vms)
+		if vms == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rows from %d vms, want 3", vms)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := agentAddrs("127.0.0.1:65535", 2); err == nil {
+		t.Fatal("ports past 65535 accepted")
+	}
+	if got, _ := agentAddrs("127.0.0.1:8090", 3); fmt.Sprint(got) != "[127.0.0.1:8090 127.0.0.1:8091 127.0.0.1:8092]" {
+		t.Fatalf("addresses %v", got)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -42,7 +43,8 @@ func run(args []string, log *slog.Logger) error {
 	fs.String(&c.SplitAddr, "split-addr", "", "127.0.0.1:8000", "the 50/50 split (stand-in for the Gateway): POST /ingest")
 	fs.String(&c.Route1Addr, "route1-addr", "", "127.0.0.1:8001", "route1 (one transaction per request)")
 	fs.String(&c.Route2Addr, "route2-addr", "", "127.0.0.1:8002", "route2 (group commit)")
-	fs.String(&c.AgentAddr, "agent-addr", "", "127.0.0.1:8090", "the agent: GET /sample")
+	fs.String(&c.AgentAddr, "agent-addr", "", "127.0.0.1:8090", "the agent: GET /sample (with -agents N, the next ports too)")
+	fs.Int(&c.Agents, "agents", "AGENTS", 1, "named agents to run, each reading this machine as <vm>-1, <vm>-2, …: a side-by-side comparison without a cloud")
 	fs.String(&c.RelayAddr, "relay-addr", "", "127.0.0.1:8080", "the relay and the dashboard")
 	fs.String(&c.PubsubAddr, "pubsub-addr", "", "127.0.0.1:8085", "the embedded Pub/Sub fake (usable as PUBSUB_EMULATOR_HOST by other processes)")
 	fs.String(&c.MySQLAddr, "mysql-addr", "", "127.0.0.1:3307", "the embedded MySQL-compatible server (user root, no password)")
@@ -63,6 +65,9 @@ func run(args []string, log *slog.Logger) error {
 	fs.String(&c.WebDir, "web-dir", "WEB_DIR", defaultWebDir(), "built dashboard served by the relay (empty: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if c.Agents < 1 || c.Agents > 16 {
+		return fmt.Errorf("-agents %d: must be within 1..16", c.Agents)
 	}
 	if c.AgentInterval < 10*time.Millisecond {
 		return fmt.Errorf("-agent-interval %v: must be at least 10ms", c.AgentInterval)
@@ -116,7 +121,7 @@ vmpulse is running on this machine:
 
   dashboard   http://%s/        (live CPU, RAM, processes, route race)
   relay       ws://%s/ws
-  agent       http://%s/sample   sampling every %v
+  agents      %s   sampling every %v
   split 50/50 http://%s/ingest   → route1 http://%s  route2 http://%s
   MySQL       %s
   Pub/Sub     %s, topic %s
@@ -127,8 +132,16 @@ Ingest needs the token in %s:
 
 Feeder: %v (one sample every %v). Drive the assignment's load phases with `+"`make load`"+`. Ctrl-C stops everything.
 
-`, orNone(a.Relay), orNone(a.Relay), a.Agent, c.AgentInterval, a.Split, a.Route1, a.Route2, db, ps, c.Topic,
+`, orNone(a.Relay), orNone(a.Relay), agentList(a), c.AgentInterval, a.Split, a.Route1, a.Route2, db, ps, c.Topic,
 		tokenFile, tokenFile, a.Split, c.Feed, c.FeedInterval)
+}
+
+func agentList(a local.Addrs) string {
+	var parts []string
+	for i, addr := range a.Agents {
+		parts = append(parts, fmt.Sprintf("%s http://%s/sample", a.VMs[i], addr))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func orNone(s string) string {
@@ -148,9 +161,7 @@ func progress(ctx context.Context, st *local.Stack, log *slog.Logger) {
 		case <-t.C:
 			sent := st.Sent()
 			attrs := []any{"route1", sent["route1"], "route2", sent["route2"]}
-			if f := st.Feeder(); f != nil {
-				attrs = append(attrs, "fed", f.Sent())
-			}
+			attrs = append(attrs, "fed", st.Fed())
 			if r := st.Relay(); r != nil {
 				attrs = append(attrs, "dashboards", r.Hub().Clients())
 			}
