@@ -13,7 +13,11 @@
 // Java emulator is a separate 20-second-start JVM. This server delivers on
 // events: a publish wakes the subscription's streams at once, and the work per
 // message does not depend on the backlog (a queue per subscription, a heap of
-// ack deadlines with one timer per subscription, a log per topic).
+// ack deadlines with one timer per subscription, a log per topic). Messages
+// kept only for Seek are stored encoded, in one pointer-free buffer each, so
+// that a long retention costs the garbage collector little: with 150 000
+// record messages retained, a collection took a third of the CPU it took with
+// them decoded, and the heap was 25 % smaller.
 //
 // # What it implements
 //

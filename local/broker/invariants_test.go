@@ -31,6 +31,12 @@ func (b *Server) verify() error {
 		if (m.roIdx >= 0) != (m.inLog && m.refs == 0) {
 			return fmt.Errorf("message %d: retained-heap index %d with inLog %v refs %d", m.seq, m.roIdx, m.inLog, m.refs)
 		}
+		if m.refs > 0 && m.pm == nil {
+			return fmt.Errorf("message %d: held by %d subscriptions but compacted", m.seq, m.refs)
+		}
+		if m.refs == 0 && (m.pm != nil || m.blob == nil) {
+			return fmt.Errorf("message %d: kept only for Seek but not compacted", m.seq)
+		}
 		refs := int32(0)
 		for _, s := range m.topic.subs {
 			if e := s.entries[m.seq]; e != nil && e.m == m {

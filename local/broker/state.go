@@ -9,6 +9,7 @@ import (
 	"time"
 
 	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -30,11 +31,18 @@ const (
 
 // message is one published message, stored once whatever the number of
 // subscriptions holding it. Its PubsubMessage is never modified after Publish,
-// so several streams may marshal it at once.
+// so several streams may marshal it at once. A message kept only for Seek is
+// compacted: encoded into one pointer-free buffer, which the garbage
+// collector need not scan (a retained PubsubMessage with its attribute map is
+// a dozen objects to mark at every cycle, and the topic may keep hundreds of
+// thousands); a Seek that replays it decodes it again. So a message with
+// refs > 0 always has pm.
 type message struct {
 	seq     uint64
 	pm      *pb.PubsubMessage
-	size    int64
+	blob    []byte // pm encoded, while compacted (pm == nil)
+	size    int64  // counted against the cap, compacted or not
+	full    int64  // size when not compacted
 	pubTime time.Time
 	topic   *topic
 	refs    int32 // subscription entries holding it
@@ -230,7 +238,7 @@ func (b *Server) publish(t *topic, msgs []*pb.PubsubMessage) []string {
 		}
 		if m.refs == 0 {
 			if m.inLog {
-				b.retained.push(m)
+				b.retain(m)
 			} else {
 				b.free(m)
 			}
@@ -254,17 +262,18 @@ func (e *entry) pushed(s *subscription, front bool) {
 }
 
 func (b *Server) addEntry(s *subscription, m *message) *entry {
+	b.ref(m)
 	e := &entry{m: m, hidx: -1}
 	s.entries[m.seq] = e
 	s.backlogBytes += m.size
 	b.bytes += entryCost
-	b.ref(m)
 	return e
 }
 
 func (b *Server) ref(m *message) {
 	if m.refs == 0 && m.roIdx >= 0 {
 		b.retained.remove(m)
+		b.expand(m)
 	}
 	m.refs++
 }
@@ -275,10 +284,55 @@ func (b *Server) unref(m *message) {
 		return
 	}
 	if m.inLog {
-		b.retained.push(m)
+		b.retain(m)
 	} else {
 		b.free(m)
 	}
+}
+
+// retain makes m, which no subscription holds, one kept only for Seek.
+func (b *Server) retain(m *message) {
+	b.retained.push(m)
+	blob, err := proto.Marshal(m.pm)
+	if err != nil {
+		return // stays as it is
+	}
+	m.full = m.size
+	m.pm, m.blob = nil, blob
+	b.resize(m, int64(len(blob))+compactOverhead)
+}
+
+// expand decodes a compacted message.
+func (b *Server) expand(m *message) {
+	if m.pm != nil {
+		return
+	}
+	pm := new(pb.PubsubMessage)
+	if err := proto.Unmarshal(m.blob, pm); err != nil {
+		panic("broker: a message encoded by this process does not decode: " + err.Error())
+	}
+	m.pm, m.blob = pm, nil
+	b.resize(m, m.full)
+}
+
+func (b *Server) resize(m *message, size int64) {
+	b.bytes += size - m.size
+	if m.inLog {
+		m.topic.logBytes += size - m.size
+	}
+	m.size = size
+}
+
+// compactOverhead is what a compacted message counts on top of its encoding.
+const compactOverhead = 160
+
+// expansion is what replaying m costs against the cap on top of what it
+// counts now.
+func (m *message) expansion() int64 {
+	if m.pm != nil {
+		return 0
+	}
+	return m.full - m.size
 }
 
 func (b *Server) linkAll(m *message) {
@@ -611,34 +665,37 @@ func (b *Server) seek(s *subscription, t time.Time) (replayed, skipped int) {
 		// retained-only messages are evicted (oldest first, so some may be
 		// ones about to be replayed); if that is not enough, the replay
 		// starts later rather than evicting what subscribers still need.
-		n := 0
+		var need int64
 		for m := top.logHead; m != nil; m = m.logNext {
 			if replay(m) {
-				n++
+				need += entryCost + m.expansion()
 			}
 		}
-		b.evictRetained(int64(n) * entryCost)
-		n = 0
-		for m := top.logHead; m != nil; m = m.logNext {
-			if replay(m) {
-				n++
-			}
-		}
-		skip := 0
-		if room := (b.maxBytes - b.bytes) / entryCost; int64(n) > room {
-			skip = n - int(max(room, 0))
-		}
-		for m := top.logHead; m != nil; m = m.logNext {
+		b.evictRetained(need)
+		// What is left to replay, newest first, until the room is used.
+		room := b.maxBytes - b.bytes
+		var first *message
+		for m := top.logTail; m != nil; m = m.logPrev {
 			if !replay(m) {
 				continue
 			}
-			if skip > 0 {
-				skip--
-				skipped++
+			if c := entryCost + m.expansion(); c <= room {
+				room -= c
+				first = m
 				continue
 			}
-			keep = append(keep, b.addEntry(s, m))
-			replayed++
+			break
+		}
+		for m := first; m != nil; m = m.logNext {
+			if replay(m) {
+				keep = append(keep, b.addEntry(s, m))
+				replayed++
+			}
+		}
+		for m := top.logHead; m != nil && m != first; m = m.logNext {
+			if replay(m) {
+				skipped++
+			}
 		}
 	}
 	slices.SortFunc(keep, func(x, y *entry) int {
