@@ -14,10 +14,12 @@
 // events: a publish wakes the subscription's streams at once, and the work per
 // message does not depend on the backlog (a queue per subscription, a heap of
 // ack deadlines with one timer per subscription, a log per topic). Messages
-// kept only for Seek are stored encoded, in one pointer-free buffer each, so
-// that a long retention costs the garbage collector little: with 150 000
-// record messages retained, a collection took a third of the CPU it took with
-// them decoded, and the heap was 25 % smaller.
+// kept only for Seek are stored as two pointer-free buffers (the data, and the
+// attributes encoded), so that a long retention costs the garbage collector
+// little: with 150 000 record messages retained, a collection took 41 ms of
+// CPU instead of 534 ms with them decoded, and the heap was 189 MiB instead
+// of 250 MiB. A Seek replaying those 150 000 holds the lock for 0.2 to 0.3 s;
+// they are decoded as they are delivered.
 //
 // # What it implements
 //

@@ -7,8 +7,11 @@ import (
 	"time"
 
 	gps "cloud.google.com/go/pubsub/v2"
+	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // verify checks the bookkeeping of b: every held message counted once, byte
@@ -31,10 +34,13 @@ func (b *Server) verify() error {
 		if (m.roIdx >= 0) != (m.inLog && m.refs == 0) {
 			return fmt.Errorf("message %d: retained-heap index %d with inLog %v refs %d", m.seq, m.roIdx, m.inLog, m.refs)
 		}
-		if m.refs > 0 && m.pm == nil {
-			return fmt.Errorf("message %d: held by %d subscriptions but compacted", m.seq, m.refs)
+		if m.pm != nil && (m.data != nil || m.attrs != nil) {
+			return fmt.Errorf("message %d: decoded and encoded at once", m.seq)
 		}
-		if m.refs == 0 && (m.pm != nil || m.blob == nil) {
+		if m.refs > 0 && m.size != m.full {
+			return fmt.Errorf("message %d: held by %d subscriptions but counted %d of %d bytes", m.seq, m.refs, m.size, m.full)
+		}
+		if m.refs == 0 && (m.pm != nil || m.size != int64(len(m.data)+len(m.attrs))+compactOverhead) {
 			return fmt.Errorf("message %d: kept only for Seek but not compacted", m.seq)
 		}
 		refs := int32(0)
@@ -183,4 +189,26 @@ func TestInvariantsUnderChurn(t *testing.T) {
 	}
 	receive(t, e, c, 1<<30, 2*time.Second, recvOpts{})
 	check("after draining a detached subscription")
+}
+
+// TestCompactRoundTrip: a message kept only for Seek decodes to what was
+// published.
+func TestCompactRoundTrip(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 12, 1, 10, 0, 0, 123456789, time.UTC)
+	for _, pm := range []*pb.PubsubMessage{
+		{Data: []byte("record"), Attributes: map[string]string{"kind": "record", "route": "route2", "": "empty key", "v": ""}},
+		{Attributes: map[string]string{"kind": "heartbeat"}},
+		{Data: []byte("d"), OrderingKey: "key"},
+	} {
+		m := &message{seq: 42, pm: proto.Clone(pm).(*pb.PubsubMessage), pubTime: at}
+		m.data, m.attrs, m.pm = m.pm.Data, encodeAttrs(m.pm), nil
+		got := m.decoded()
+		want := proto.Clone(pm).(*pb.PubsubMessage)
+		want.MessageId = "42"
+		want.PublishTime = timestamppb.New(at)
+		if !proto.Equal(got, want) {
+			t.Errorf("round trip of %v gave %v", want, got)
+		}
+	}
 }
