@@ -35,7 +35,10 @@ import (
 //
 // VMPULSE_BENCH_SECONDS sets the length of each run (default 10),
 // VMPULSE_BENCH_SOAK_SECONDS the length of the memory run (default 60),
-// VMPULSE_BENCH_RATES the rates (default 100,3500).
+// VMPULSE_BENCH_RATES the rates (default 100,3500); VMPULSE_BENCH_TIMELINE=1
+// logs p50/p99 per second of sending (with -v), to tell stalls (on a shared
+// machine, mostly garbage-collection pauses stretched by the OS scheduler:
+// GODEBUG=gctrace=1 shows them) from a steady state.
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -250,6 +253,22 @@ func runLoad(b testing.TB, addr string, rate int, d, drain time.Duration) loadRe
 			l = time.Duration(end - atomic.LoadInt64(&sentAt[i]))
 		}
 		lat = append(lat, l)
+	}
+	if os.Getenv("VMPULSE_BENCH_TIMELINE") != "" {
+		// p50/p99 of the messages sent in each second, to tell a steady
+		// state from a few stalls.
+		for sec := 0; sec*rate < total; sec++ {
+			var w []time.Duration
+			for i := sec * rate; i < min(total, (sec+1)*rate); i++ {
+				if l := atomic.LoadInt64(&latency[i]); l > 0 {
+					w = append(w, time.Duration(l))
+				}
+			}
+			if len(w) > 0 {
+				slices.Sort(w)
+				b.Logf("second %2d: p50 %6.1f ms p99 %6.1f ms max %6.1f ms", sec, ms(w[len(w)/2]), ms(w[len(w)*99/100]), ms(w[len(w)-1]))
+			}
+		}
 	}
 	slices.Sort(lat)
 	if n := len(lat); n > 0 {
