@@ -15,7 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// Everything in this file runs with Server.mu held.
+// Everything in this file runs with Server.mu held (expire takes it).
 
 // entryCost is what one subscription's reference to a message counts against
 // the byte cap (the entry, its map slot and its queue slot), so that memory stays
@@ -34,11 +34,12 @@ const (
 // message is one published message, stored once whatever the number of
 // subscriptions holding it. Its PubsubMessage is never modified after Publish,
 // so several streams may marshal it at once. A message kept only for Seek is
-// compacted: encoded into one pointer-free buffer, which the garbage
-// collector need not scan (a retained PubsubMessage with its attribute map is
-// a dozen objects to mark at every cycle, and the topic may keep hundreds of
-// thousands). A Seek that replays it counts it at its full size again at once
-// but decodes it only when it is delivered, so that the Seek is quick.
+// compacted into two pointer-free buffers (its data as it is, its attributes
+// encoded), which the garbage collector need not scan: a PubsubMessage with
+// its attribute map is a dozen objects to mark at every cycle, and a topic may
+// keep hundreds of thousands. A Seek that replays it counts it at its full
+// size again at once but decodes it only when it is delivered, so that the
+// Seek is quick.
 type message struct {
 	seq     uint64
 	pm      *pb.PubsubMessage // nil while compacted
