@@ -24,7 +24,8 @@ type Record struct {
 	// ingest routes. Records from other implementations may omit it.
 	ID string `json:"id,omitempty"`
 	// VM names the machine the sample comes from.
-	VM string `json:"vm,omitempty"`
+	VM     string `json:"vm,omitempty"`
+	Source string `json:"source,omitempty"`
 
 	TotalRAM      int64   `json:"total_ram"`      // MiB
 	RAMLibre      int64   `json:"ram_libre"`      // MiB available (MemAvailable semantics)
