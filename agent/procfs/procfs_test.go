@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -316,9 +317,16 @@ func BenchmarkReadThisMachine(b *testing.B) {
 	if _, err := s.Read(context.Background()); err != nil {
 		b.Skip(err)
 	}
+	var r0, r1 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
+	n := 0
 	for b.Loop() {
 		if _, err := s.Read(context.Background()); err != nil {
 			b.Fatal(err)
 		}
+		n++
 	}
+	syscall.Getrusage(syscall.RUSAGE_SELF, &r1)
+	cpu := r1.Utime.Nano() + r1.Stime.Nano() - r0.Utime.Nano() - r0.Stime.Nano()
+	b.ReportMetric(float64(cpu)/float64(n), "cpu-ns/op")
 }
