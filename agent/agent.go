@@ -106,7 +106,7 @@ func missingReason(missing []string) string {
 // Options configure a Sampler.
 type Options struct {
 	// VM names the machine in every record; it must be a valid record vm (see
-	// VMName for turning a hostname into one).
+	// record.VMName for turning a hostname into one).
 	VM       string
 	Interval time.Duration
 	// Top bounds the top processes listed per record (0: none).
@@ -118,26 +118,10 @@ type Options struct {
 	Log        *slog.Logger
 }
 
-// VMName turns a hostname into a valid record vm: characters outside letters,
-// digits and - _ . : become "-", it is cut to record.MaxVMLen, and an empty or
-// unset hostname ("(none)" in a bare initramfs) becomes "vm".
-func VMName(host string) string {
-	b := []byte(host)
-	for i, c := range b {
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':'
-		if !ok {
-			b[i] = '-'
-		}
-	}
-	name := strings.Trim(string(b), "-")
-	if len(name) > record.MaxVMLen {
-		name = name[:record.MaxVMLen]
-	}
-	if name == "" || name == "none" {
-		return "vm"
-	}
-	return name
-}
+// VMName is record.VMName.
+//
+// Deprecated: call record.VMName; this forwarder stays only until local/ does.
+func VMName(host string) string { return record.VMName(host) }
 
 // Sampler turns readings of a Source into records.
 type Sampler struct {

@@ -281,17 +281,6 @@ func TestAgentBinaryCountMode(t *testing.T) {
 	}
 }
 
-func TestVMName(t *testing.T) {
-	for in, want := range map[string]string{
-		"web-1": "web-1", "(none)": "vm", "": "vm", "my host!": "my-host", "ünï": "n",
-		strings.Repeat("x", 80): strings.Repeat("x", 64),
-	} {
-		if got := VMName(in); got != want {
-			t.Errorf("VMName(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // syncBuffer collects log output written from the sampling goroutine.
 type syncBuffer struct {
 	mu sync.Mutex

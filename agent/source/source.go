@@ -14,8 +14,8 @@ import (
 
 // Names of the two sources, as Reading.Source and the record's source field carry them.
 const (
-	Kmod   = "kmod"
-	Procfs = "procfs"
+	Kmod   = record.SourceKmod
+	Procfs = record.SourceProcfs
 )
 
 // Source reads one snapshot of a machine. The agent owns the previous reading (for

@@ -46,7 +46,7 @@ func run(args []string, log *slog.Logger) error {
 	)
 	fs := flagenv.New("vmpulse-agent", "vmpulse-agent samples this machine and serves the latest sample as JSON.")
 	fs.String(&addr, "addr", "AGENT_ADDR", ":8090", "listen address")
-	fs.String(&vm, "vm", "VM_NAME", agent.VMName(host), "name of this machine in every record (letters, digits, - _ . :)")
+	fs.String(&vm, "vm", "VM_NAME", record.VMName(host), "name of this machine in every record (letters, digits, - _ . :)")
 	fs.Duration(&interval, "interval", "SAMPLE_INTERVAL", time.Second, "time between samples (CPU % is computed over it)")
 	fs.String(&src, "source", "AGENT_SOURCE", agent.SourceAuto, "where samples come from: auto (kernel modules when loaded, else procfs), kmod or procfs")
 	fs.String(&procRoot, "proc", "PROC_ROOT", "/proc", "procfs mount point")
@@ -60,7 +60,7 @@ func run(args []string, log *slog.Logger) error {
 	if interval < 10*time.Millisecond {
 		return fmt.Errorf("-interval %v: must be at least 10ms", interval)
 	}
-	if vm != agent.VMName(vm) {
+	if vm != record.VMName(vm) {
 		return fmt.Errorf("-vm %q: use letters, digits and - _ . : only (at most %d bytes)", vm, record.MaxVMLen)
 	}
 	if top < 0 || top > record.MaxTop {
