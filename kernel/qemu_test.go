@@ -36,16 +36,17 @@ import (
 )
 
 const (
-	testSuffix   = "_202201524" // the suffixed build, as in the assignment's <name>_<carnet>
-	guestMemMiB  = 512
-	guestCPUs    = 2
-	bootTimeout  = 150 * time.Second
-	minBusyPct   = 35.0                 // one busy loop on 2 vCPUs reads about 50 %
-	hogMiB       = 16                   // vmp_helper hog's resident memory
-	hogName      = "vmp\"q\\\t??"       // its comm after the module's escaping: é becomes ??
-	hogNameJSON  = `"vmp\"q\\\u0009??"` // and as the module prints it
-	mtName       = "vmp-mt"             // vmp_helper mt: leader sleeps, one thread spins
-	agentPackage = "./agent/cmd/vmpulse-agent"
+	testSuffix      = "_202201524" // the suffixed build, as in the assignment's <name>_<carnet>
+	guestMemMiB     = 512
+	guestCPUs       = 2
+	bootTimeout     = 300 * time.Second // about 15 s on a quiet host, 105 s seen at host load 30
+	minBusyPct      = 35.0                 // one busy loop on 2 vCPUs reads about 50 %
+	minAgentBusyPct = 25.0                 // the same, seen by the agent (see checkAgent)
+	hogMiB          = 16                   // vmp_helper hog's resident memory
+	hogName         = "vmp\"q\\\t??"       // its comm after the module's escaping: é becomes ??
+	hogNameJSON     = `"vmp\"q\\\u0009??"` // and as the module prints it
+	mtName          = "vmp-mt"             // vmp_helper mt: leader sleeps, one thread spins
+	agentPackage    = "./agent/cmd/vmpulse-agent"
 )
 
 var bases = []string{"cpu_so1", "ram_so1", "procesos_so1"}
@@ -876,6 +877,7 @@ func checkAgree(t *testing.T, g guest) {
 		return [5]int64{r.TotalProcesos, r.ProcesosCorriendo, r.ProcesosDurmiendo, r.ProcesosZombie, r.ProcesosParados}
 	}
 	exact := 0
+	var sumK, sumP [5]int64
 	for i := 1; i <= 3; i++ {
 		k, p := agentRecords(t, g, fmt.Sprintf("agree-kmod %d", i)), agentRecords(t, g, fmt.Sprintf("agree-procfs %d", i))
 		if len(k) != 1 || len(p) != 1 {
@@ -885,6 +887,10 @@ func checkAgree(t *testing.T, g guest) {
 			t.Errorf("agree %d: sources %q and %q", i, k[0].Source, p[0].Source)
 		}
 		ck, cp := counts(k[0]), counts(p[0])
+		for j := range ck {
+			sumK[j] += ck[j]
+			sumP[j] += cp[j]
+		}
 		t.Logf("agree %d: total, running, sleeping, zombie, stopped: kmod %v, procfs %v", i, ck, cp)
 		if ck == cp {
 			exact++
@@ -901,8 +907,12 @@ func checkAgree(t *testing.T, g guest) {
 			}
 		}
 	}
-	if exact < 2 {
-		t.Errorf("the two sources agreed exactly in %d of 3 reads, want at least 2", exact)
+	// A transient kernel worker may be caught running by one read and not the
+	// other (seen on a host at load 30), but neither source may lean one way:
+	// over the three pairs the totals and running counts differ by at most 1.
+	t.Logf("agree: the two sources gave the same counts in %d of 3 pairs", exact)
+	if abs(sumK[0]-sumP[0]) > 1 || abs(sumK[1]-sumP[1]) > 1 {
+		t.Errorf("agree: over 3 pairs kmod counted total %d, running %d; procfs total %d, running %d", sumK[0], sumK[1], sumP[0], sumP[1])
 	}
 }
 
@@ -936,12 +946,17 @@ func checkAgent(t *testing.T, g guest) {
 	if exit != "0" || len(recs) != 3 {
 		t.Fatalf("agent: exit %q, %d records, want 0 and 3; stderr:\n%s", exit, len(recs), strings.Join(g.get("agent-stderr"), "\n"))
 	}
-	// The mean of the three samples: the first covers only the agent's 200 ms
-	// priming interval, and on a crowded host a TCG vCPU that qemu cannot run
-	// loses the guest's timer ticks, so one short sample can read low.
+	// The mean of the three samples against the kernel's own /proc/stat over the
+	// agent's run. On a crowded host a TCG vCPU that qemu cannot run loses the
+	// guest's timer ticks, so the busy thread reads below its 50 % (down to about
+	// 35 % at a host load of 30 on 2 cores), in both; and the first sample covers
+	// only the agent's 200 ms priming interval.
 	mean := (recs[0].PorcentajeCPUUso + recs[1].PorcentajeCPUUso + recs[2].PorcentajeCPUUso) / 3
-	if mean < minBusyPct {
-		t.Errorf("agent: porcentaje_cpu_uso %.2f on average while a busy loop runs, want >= %.0f", mean, minBusyPct)
+	kernelPct, ok := source.BusyPercent(statCPU(t, g.get("agent-stat-before")), statCPU(t, g.get("agent-stat-after")))
+	t.Logf("agent: CPU %.1f %% on average, /proc/stat %.1f %% over its run", mean, kernelPct)
+	if !ok || mean < minAgentBusyPct || math.Abs(mean-kernelPct) > 15 {
+		t.Errorf("agent: porcentaje_cpu_uso %.2f on average while a busy thread runs, /proc/stat says %.1f %% (ok=%v): want >= %.0f and within 15 points",
+			mean, kernelPct, ok, minAgentBusyPct)
 	}
 	for i, r := range recs {
 		if r.TotalRAM > guestMemMiB || r.TotalRAM < guestMemMiB*3/4 || r.ProcesosZombie < 1 || r.ProcesosParados < 1 {
