@@ -39,7 +39,7 @@ const (
 	testSuffix      = "_202201524" // the suffixed build, as in the assignment's <name>_<carnet>
 	guestMemMiB     = 512
 	guestCPUs       = 2
-	bootTimeout     = 300 * time.Second // about 15 s on a quiet host, 105 s seen at host load 30
+	bootTimeout     = 300 * time.Second    // about 15 s on a quiet host, 105 s seen at host load 30
 	minBusyPct      = 35.0                 // one busy loop on 2 vCPUs reads about 50 %
 	minAgentBusyPct = 25.0                 // the same, seen by the agent (see checkAgent)
 	hogMiB          = 16                   // vmp_helper hog's resident memory
