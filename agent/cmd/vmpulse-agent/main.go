@@ -48,7 +48,7 @@ func run(args []string, log *slog.Logger) error {
 	fs.String(&addr, "addr", "AGENT_ADDR", ":8090", "listen address")
 	fs.String(&vm, "vm", "VM_NAME", record.VMName(host), "name of this machine in every record (letters, digits, - _ . :)")
 	fs.Duration(&interval, "interval", "SAMPLE_INTERVAL", time.Second, "time between samples (CPU % is computed over it)")
-	fs.String(&src, "source", "AGENT_SOURCE", agent.SourceAuto, "where samples come from: auto (kernel modules when loaded, else procfs), kmod or procfs")
+	fs.String(&src, "source", "AGENT_SOURCE", agent.SourceAuto, "where samples come from: auto (the kernel modules whenever they are loaded and readable, else procfs with the reason, decided on every sample), kmod or procfs")
 	fs.String(&procRoot, "proc", "PROC_ROOT", "/proc", "procfs mount point")
 	fs.String(&suffix, "kmod-suffix", "KMOD_SUFFIX", "", "suffix of the kernel modules' /proc names, e.g. _202201524 for /proc/procesos_so1_202201524")
 	fs.Bool(&expectKmod, "expect-kmod", "EXPECT_KMOD", false, "the kernel modules should be loaded: reading /proc instead is logged as an error, /healthz answers 503 \"degraded\" with the reason, and vmpulse_agent_degraded is 1 (samples keep flowing)")
