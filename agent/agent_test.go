@@ -429,10 +429,11 @@ func TestAgentBinaryExpectKmod(t *testing.T) {
 				t.Fatalf("the agent exited:\n%s", strings.Join(log, "\n"))
 			}
 			log = append(log, l)
-			var e struct{ Level, Msg, Addr, Reason string }
+			// Cloud Logging's field names (internal/logging).
+			var e struct{ Severity, Message, Addr, Reason string }
 			json.Unmarshal([]byte(l), &e)
 			addr = cmp.Or(addr, e.Addr)
-			reported = reported || e.Level == "ERROR" && strings.Contains(e.Reason, "kernel modules not loaded")
+			reported = reported || e.Severity == "ERROR" && strings.Contains(e.Reason, "kernel modules not loaded")
 		case <-timeout:
 			t.Fatalf("want the listening address and an error log with the reason:\n%s", strings.Join(log, "\n"))
 		}

@@ -22,11 +22,12 @@ import (
 	"github.com/vmpulse/vmpulse/agent"
 	"github.com/vmpulse/vmpulse/internal/flagenv"
 	"github.com/vmpulse/vmpulse/internal/httpserve"
+	"github.com/vmpulse/vmpulse/internal/logging"
 	"github.com/vmpulse/vmpulse/record"
 )
 
 func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	log := logging.New(os.Stderr, slog.LevelInfo)
 	if err := run(os.Args[1:], log); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return
