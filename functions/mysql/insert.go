@@ -135,7 +135,9 @@ func (w *Writer) InsertMulti(ctx context.Context, b Batch, recs []record.Record)
 	}
 	var r sql.Result
 	err := retry(ctx, func() error {
-		sctx, cancel := context.WithTimeout(ctx, w.s.stmtTimeout)
+		// A large statement may take its server some time: a millisecond a row on
+		// top of the round trip's deadline (5 000 rows: 10 s with the default).
+		sctx, cancel := context.WithTimeout(ctx, w.s.stmtTimeout+time.Duration(len(recs))*time.Millisecond)
 		defer cancel()
 		var err error
 		r, err = w.s.db.ExecContext(sctx, insertSQL(len(recs)), a...)

@@ -22,6 +22,7 @@ import (
 	"github.com/vmpulse/vmpulse/internal/flagenv"
 	"github.com/vmpulse/vmpulse/internal/httpserve"
 	"github.com/vmpulse/vmpulse/internal/logging"
+	"github.com/vmpulse/vmpulse/internal/memlimit"
 	"github.com/vmpulse/vmpulse/internal/pprofserve"
 )
 
@@ -137,6 +138,9 @@ func run(args []string, log *slog.Logger) error {
 		return err
 	}
 	log = log.With("route", c.strategy)
+	if soft := memlimit.Set(); soft > 0 {
+		log.Info("Go memory limit set below the container's", "soft_limit_mib", soft>>20)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
