@@ -126,10 +126,12 @@ resource "google_cloud_run_v2_service" "relay" {
       image      = var.prometheus_sidecar_image
       depends_on = ["relay"]
 
+      # A whole vCPU: with CPU always allocated, Cloud Run's examples of this
+      # sidecar give it one, and a fraction is not worth a failed first deploy.
       resources {
         limits = {
-          cpu    = "0.5"
-          memory = "256Mi"
+          cpu    = "1"
+          memory = "512Mi"
         }
         cpu_idle = false
       }

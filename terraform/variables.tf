@@ -196,7 +196,7 @@ variable "extra_allowed_origins" {
 variable "budget_amount" {
   description = "Monthly budget for the project in the billing account's currency: alerts at 50, 90 and 100 %. 0 creates no budget (creating one needs Billing Account Administrator or Costs Manager). docs/deploy.md has the cost table."
   type        = number
-  default     = 300
+  default     = 400
 
   validation {
     condition     = var.budget_amount >= 0 && floor(var.budget_amount) == var.budget_amount
