@@ -196,7 +196,7 @@ func checkDeployment(t reporter, m *manifests, name string, d *appsv1.Deployment
 			t.Errorf("%s: SecretProviderClass %s is not rendered", cw, spc)
 		} else if paths := spcPaths(s); !slices.Contains(paths, tokenFile[strings.LastIndex(tokenFile, "/")+1:]) {
 			t.Errorf("%s: SecretProviderClass %s does not write %s (it writes %v)", cw, spc, tokenFile, paths)
-		} else if secrets := spcSecrets(s); len(secrets) != 1 || !strings.Contains(secrets[0], "/secrets/vmpulse-ingest-token/") && !strings.Contains(secrets[0], "-ingest-token/") {
+		} else if secrets := spcSecrets(s); len(secrets) != 1 || !strings.Contains(secrets[0], "-ingest-token/versions/") {
 			t.Errorf("%s: SecretProviderClass %s must mount the ingest token's secret, mounts %v", cw, spc, secrets)
 		}
 	}

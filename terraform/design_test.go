@@ -5,13 +5,12 @@ package terraform
 // run it on a copy broken in the one way it exists to catch.
 
 import (
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
@@ -252,14 +251,10 @@ func checkClusterAndCloudRun(t reporter, c *config) {
 		if !isVar(svc.Body.Attributes["invoker_iam_disabled"], "public_access") {
 			t.Errorf("%s: invoker_iam_disabled must be var.public_access (no allUsers binding)", name)
 		}
-		ic := blockAttr(svc, "lifecycle", "ignore_changes")
-		got := strings.Fields(strings.NewReplacer("[", " ", "]", " ", ",", " ").Replace(strings.TrimSpace(c.text(ic))))
-		// Re-join the index expressions the replacer split.
-		text := " " + strings.Join(got, " ") + " "
+		// The list's items, whitespace removed: [a, b[0].c, …] -> a, b[0].c, …
+		items := strings.Split(strings.Trim(strings.Join(strings.Fields(c.text(blockAttr(svc, "lifecycle", "ignore_changes"))), ""), "[],"), ",")
 		for _, w := range gcloudWritten {
-			ww := " " + strings.NewReplacer("[", " ", "]", " ").Replace(w) + " "
-			ww = strings.Join(strings.Fields(ww), " ")
-			if !strings.Contains(text, " "+ww+" ") {
+			if !slices.Contains(items, w) {
 				t.Errorf("%s: lifecycle.ignore_changes lacks %s, which gcloud run deploy writes", name, w)
 			}
 		}
@@ -507,8 +502,8 @@ func checkOrdering(t reporter, c *config) {
 		t.Errorf("no time_sleep.iam")
 		return
 	}
-	if d, _ := literalString(iam.Body.Attributes["create_duration"]); d == "" || d < "060s" && len(d) <= 3 {
-		t.Errorf("time_sleep.iam create_duration %q: want at least 60s", d)
+	if d, _ := literalString(iam.Body.Attributes["create_duration"]); !atLeast(d, 60*time.Second) {
+		t.Errorf("time_sleep.iam create_duration %q: want at least 60s (grants take a minute or two to hold)", d)
 	}
 	deps := dependsOn(iam)
 	if ic := c.resource("time_sleep.iam_cluster"); ic != nil {
@@ -836,6 +831,7 @@ func TestDesignChecksCatchBreakage(t *testing.T) {
 		{"protected cluster", "cluster+run", "gke.tf", "deletion_protection = false", "deletion_protection = true"},
 		{"gcloud annotations not ignored", "cluster+run", "run.tf", "      template[0].annotations,\n", ""},
 		{"client not ignored", "cluster+run", "run.tf", "      client,\n", ""},
+		{"short IAM wait", "ordering", "iam.tf", `create_duration = "120s"`, `create_duration = "5s"`},
 		{"allUsers", "cluster+run", "run.tf", "invoker_iam_disabled = var.public_access\n\n  template {\n    service_account                  = google_service_account.web.email", "invoker_iam_disabled = false\n\n  template {\n    service_account                  = google_service_account.web.email"},
 		{"max-clients apart from concurrency", "cluster+run", "run.tf", "value = tostring(local.relay_max_clients)", "value = \"5000\""},
 		{"health on a z path", "cluster+run", "run.tf", `path = "/health"`, `path = "/healthz"`},
@@ -883,5 +879,7 @@ func TestDesignChecksCatchBreakage(t *testing.T) {
 	}
 }
 
-var _ = regexp.MustCompile
-var _ = hcl.InitialPos
+func atLeast(d string, min time.Duration) bool {
+	v, err := time.ParseDuration(d)
+	return err == nil && v >= min
+}
