@@ -74,9 +74,10 @@ locals {
     medium = { sql_tier = "db-custom-2-7680", max_connections = 200, route_max_pods = 6, db_conns = 12 }
     large  = { sql_tier = "db-custom-4-15360", max_connections = 400, route_max_pods = 10, db_conns = 16 }
   }
-  capacity               = local.capacity_profiles[var.capacity]
-  db_connection_reserve  = 10
-  db_connection_budget   = 2 * (local.capacity.route_max_pods + 1) * local.capacity.db_conns + local.db_connection_reserve
+  capacity              = local.capacity_profiles[var.capacity]
+  db_connection_reserve = 10
+  # Each pod holds DB_CONNS for data plus one for the outbox's named lock.
+  db_connection_budget   = 2 * (local.capacity.route_max_pods + 1) * (local.capacity.db_conns + 1) + local.db_connection_reserve
   relay_max_clients      = var.relay_concurrency
   ingest_scheme          = var.ingest_domain == "" ? "http" : "https"
   ingest_host            = var.ingest_domain == "" ? google_compute_global_address.gateway.address : var.ingest_domain
