@@ -77,5 +77,6 @@ clean: ## remove build outputs
 	rm -rf $(BIN) out frontend/dist frontend/test-results
 	$(MAKE) -C kernel clean
 
+include agent/bench.mk
 include loadtest/load.mk
 include k8s/deploy.mk

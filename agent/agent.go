@@ -118,11 +118,6 @@ type Options struct {
 	Log        *slog.Logger
 }
 
-// VMName is record.VMName.
-//
-// Deprecated: call record.VMName; this forwarder stays only until local/ does.
-func VMName(host string) string { return record.VMName(host) }
-
 // Sampler turns readings of a Source into records.
 type Sampler struct {
 	src        source.Source

@@ -290,7 +290,10 @@ func TestBusyThreadLeaderSleeps(t *testing.T) {
 	s := New("/proc", 1<<20) // every process in the top list, to see the child's state
 	for i := range 3 {
 		if i > 0 {
-			time.Sleep(300 * time.Millisecond)
+			// Long enough for the busy thread to gain clock ticks of CPU even on a
+			// crowded machine: threads are only read for processes that used CPU
+			// since the previous read.
+			time.Sleep(time.Second)
 		}
 		r, err := s.Read(context.Background())
 		if err != nil {

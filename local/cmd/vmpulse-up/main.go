@@ -19,9 +19,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vmpulse/vmpulse/agent"
 	"github.com/vmpulse/vmpulse/internal/flagenv"
 	"github.com/vmpulse/vmpulse/local"
+	"github.com/vmpulse/vmpulse/record"
 )
 
 func main() {
@@ -53,7 +53,7 @@ func run(args []string, log *slog.Logger) error {
 	fs.String(&c.Project, "project", "PUBSUB_PROJECT", "vmpulse-local", "Pub/Sub project")
 	fs.String(&c.Topic, "topic", "PUBSUB_TOPIC", "vmpulse-records", "Pub/Sub topic")
 	fs.String(&c.DBName, "db-name", "DB_NAME", "vmpulse", "database name")
-	fs.String(&c.VM, "vm", "VM_NAME", agent.VMName(host), "name of this machine in its records")
+	fs.String(&c.VM, "vm", "VM_NAME", record.VMName(host), "name of this machine in its records")
 	fs.Duration(&c.AgentInterval, "agent-interval", "SAMPLE_INTERVAL", 90*time.Millisecond, "time between agent samples: 90ms yields the assignment's ~2000 unique samples in a 3-minute collection (10ms gives 100/s)")
 	fs.Duration(&c.FeedInterval, "feed-interval", "FEED_INTERVAL", time.Second, "how often the built-in feeder posts the agent's latest sample (the live view without other load)")
 	fs.String(&tokenFile, "token-file", "INGEST_TOKEN_FILE", ".vmpulse/ingest-token", "file with the ingest token the routes accept; created with a fresh random token when missing")
