@@ -49,9 +49,10 @@ func Key(raw []byte) (key string, err error) {
 	return record.ContentID(r), nil
 }
 
-// ParseRecords splits a JSON array of records (or one record) into items. It fails only
-// when the data is not JSON of that shape; records that break the contract are returned
-// with Item.Err set.
+// ParseRecords splits a JSON array of records (or one record), as the agent serves
+// them, into items, as they are (no unit conversion: see ParseRecordsFile for
+// files). It fails only when the data is not JSON of that shape; records that break
+// the contract are returned with Item.Err set.
 func ParseRecords(data []byte) ([]Item, error) {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
@@ -76,19 +77,6 @@ func ParseRecords(data []byte) ([]Item, error) {
 		}
 		key, err := Key(buf.Bytes())
 		items[i] = Item{Index: i, Raw: buf.Bytes(), Key: key, Err: err}
-	}
-	return items, nil
-}
-
-// ReadFile reads a records file (see WriteFile; any JSON array of records works).
-func ReadFile(path string) ([]Item, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	items, err := ParseRecords(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return items, nil
 }
