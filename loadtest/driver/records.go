@@ -103,10 +103,12 @@ func EncodeRecords(recs []json.RawMessage) []byte {
 // synced, then renamed over path, so that a reader never sees half a file. Missing
 // directories are created.
 func WriteFile(path string, recs []json.RawMessage) error {
-	return writeAtomic(path, EncodeRecords(recs))
+	return WriteFileAtomic(path, EncodeRecords(recs))
 }
 
-func writeAtomic(path string, data []byte) error {
+// WriteFileAtomic writes data to path through a synced temporary file in the same
+// directory renamed over it (directories are created).
+func WriteFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
