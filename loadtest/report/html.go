@@ -160,7 +160,7 @@ Counted from {{.Source}}{{if .Missing}}; <span class="bad">{{.Missing}} records 
 <table><tr><th>route</th><th class="n">rows stored</th><th class="n">rows/s</th><th class="n">peak rows/s</th><th class="n">commit p50 ms</th><th class="n">commit p95 ms</th><th class="n">201 bodies</th><th>stored</th></tr>
 {{range .Race}}<tr><td>{{.Route}}</td><td class="n">{{.Rows}}</td><td class="n">{{f1 .RowsPerSec}}</td><td class="n">{{.PeakPerSec}}</td><td class="n">{{f3 .CommitP50MS}}</td><td class="n">{{f3 .CommitP95MS}}</td><td class="n">{{.Acks}}</td><td>{{if .Rows}}{{hms .FirstStored}} – {{hms .LastStored}}{{end}}</td></tr>{{end}}
 </table>
-{{raceSVG .Race}}
+<div class="charts"><figure style="margin:0"><h3>Rows stored per second</h3>{{raceSVG .Race}}</figure></div>
 <p class="rule">Throughput from MySQL (route and stored_at of each record sent); commit latency from the routes' 201 bodies (commit_ms).</p>
 {{else}}<p>No send phase in this run.</p>{{end}}
 </section>
