@@ -215,25 +215,41 @@ func smokeRunID() string {
 	return time.Now().UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
 }
 
+// smokeAgent reads one sample; an agent that is still starting (503) is asked again
+// until the timeout.
 func smokeAgent(ctx context.Context, cfg SmokeConfig) (record.Record, error) {
+	deadline := time.Now().Add(cfg.Timeout)
+	for {
+		r, status, after, err := smokeAgentGet(ctx, cfg)
+		if status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			return r, err
+		}
+		if !sleepFor(ctx, min(max(after, 100*time.Millisecond), time.Second)) {
+			return r, err
+		}
+	}
+}
+
+func smokeAgentGet(ctx context.Context, cfg SmokeConfig) (record.Record, int, time.Duration, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint(cfg.AgentURL, "/sample"), nil)
 	if err != nil {
-		return record.Record{}, err
+		return record.Record{}, 0, 0, err
 	}
 	resp, err := cfg.Client.Do(req)
 	if err != nil {
-		return record.Record{}, fmt.Errorf("%s", shortErr(err))
+		return record.Record{}, 0, 0, fmt.Errorf("%s", shortErr(err))
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusOK {
-		return record.Record{}, fmt.Errorf("HTTP %d: %s", resp.StatusCode, firstLine(body))
+		return record.Record{}, resp.StatusCode, parseRetryAfter(resp.Header.Get("Retry-After")),
+			fmt.Errorf("HTTP %d: %s", resp.StatusCode, firstLine(body))
 	}
 	recs, err := record.DecodeBatch(body)
 	if err != nil {
-		return record.Record{}, fmt.Errorf("not a valid record: %v", err)
+		return record.Record{}, resp.StatusCode, 0, fmt.Errorf("not a valid record: %v", err)
 	}
-	return recs[0], nil
+	return recs[0], resp.StatusCode, 0, nil
 }
 
 // smokePost posts one record; msg is the body's first line.
