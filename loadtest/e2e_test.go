@@ -260,7 +260,7 @@ func TestE2EGoDriver(t *testing.T) {
 
 	logs, code := run(t, 2*time.Minute, nil, bin, "collect", "-agent", s.agentURL,
 		"-users", "50", "-spawn-rate", "25", "-records", "200", "-duration", "90s", "-out", path, "-run", "")
-	if code != 0 || !strings.Contains(logs, "200 unique records") {
+	if code != 0 || !strings.Contains(logs, "200 unique samples") {
 		t.Fatalf("collect: exit %d:\n%s", code, tail(logs, 40))
 	}
 	ids := readRecords(t, path)

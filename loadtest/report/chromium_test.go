@@ -28,7 +28,7 @@ func TestReportInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	shot := browsertest.Render(t, path)
-	browsertest.CheckReport(t, shot, path, []string{"alpha", "beta"})
+	browsertest.CheckReport(t, shot, path, []string{"alpha", "beta", "gamma"})
 	if out := os.Getenv("REPORT_SCREENSHOT"); out != "" { // to look at it
 		os.WriteFile(out, shot.PNG, 0o644)
 	}

@@ -172,7 +172,7 @@ Counted from {{.Source}}{{if .Missing}}; <span class="bad">{{.Missing}} records 
 // chart geometry
 const (
 	cw, ch             = 480, 200
-	padL, padR, padT   = 36, 40, 10
+	padL, padR, padT   = 36, 62, 10
 	padB               = 24
 	plotW              = cw - padL - padR
 	plotH              = ch - padT - padB

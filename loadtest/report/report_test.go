@@ -18,11 +18,11 @@ import (
 	"github.com/vmpulse/vmpulse/record"
 )
 
-// scenario stores two VMs' samples in MySQL the way a run would leave them and
+// scenario stores three VMs' samples in MySQL the way a run would leave them and
 // writes the matching run and records files: "alpha" is pushed past 70 % CPU as its
-// users grow, "beta" never notices the load. Every record of alpha and beta is sent
-// (route1 and route2 alternating), and one sample of each VM lies outside its
-// collect window.
+// users grow, "beta" never notices the load, "gamma" fills its memory. Every record is
+// sent (route1 and route2 alternating), and samples of each VM lie outside its collect
+// window.
 func scenario(t *testing.T) (*mysql.Store, *Run, string) {
 	t.Helper()
 	ctx := context.Background()
@@ -39,19 +39,24 @@ func scenario(t *testing.T) (*mysql.Store, *Run, string) {
 	sendStart := t0.Add(100 * time.Second)
 	acks := map[string]*RouteAcks{"route1": {}, "route2": {}}
 	n := 0
-	for _, vm := range []string{"alpha", "beta"} {
+	for _, vm := range []string{"alpha", "beta", "gamma"} {
 		p := Phase{Phase: "collect", Tool: "vmpulse-load", URL: "http://" + vm + ":8090", VM: vm, Started: t0.Add(200 * time.Millisecond),
 			Ended: t0.Add(90 * time.Second), Users: 100, SpawnRate: 2, Wait: "1s-2s", Order: "parallel", RecordsFile: recordsFile,
 			Goal: 180, Duration: "1m30s", Outcome: "ok"}
 		for s := -5; s < 95; s++ { // samples from 5 s before the window to 5 s after it
 			users := min(2*(s+1), 100)
 			cpu := 8 + 0.8*float64(users)
-			if vm == "beta" {
+			used := int64(1600)
+			switch vm {
+			case "beta":
 				cpu = 5 + 0.05*float64(users)
+			case "gamma":
+				cpu = 30 + 0.1*float64(users)
+				used = int64(2000 + 16*max(s, 0)) // 50 % + 0.4 %/s: 80 % at 75 s
 			}
 			for k := range 2 {
-				r := record.Record{ID: fmt.Sprintf("%s-%03d-%d", vm, s+5, k), VM: vm, TotalRAM: 4000, RAMLibre: 2400, UsoRAM: 1600,
-					PorcentajeRAM: 40, PorcentajeCPUUso: cpu + float64(k), PorcentajeCPULibre: 100 - cpu - float64(k),
+				r := record.Record{ID: fmt.Sprintf("%s-%03d-%d", vm, s+5, k), VM: vm, TotalRAM: 4000, RAMLibre: 4000 - used, UsoRAM: used,
+					PorcentajeRAM: float64(used) / 40, PorcentajeCPUUso: cpu + float64(k), PorcentajeCPULibre: 100 - cpu - float64(k),
 					ProcesosCorriendo: 2 + int64(k), TotalProcesos: 200, ProcesosDurmiendo: 190, ProcesosZombie: int64(k), ProcesosParados: 1,
 					Hora: record.NewHora(t0.Add(time.Duration(s) * time.Second))}
 				b, _ := json.Marshal(r)
@@ -97,7 +102,7 @@ func TestReportMatchesMySQL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.VMs) != 2 {
+	if len(rep.VMs) != 3 {
 		t.Fatalf("%d VM sections", len(rep.VMs))
 	}
 	for _, vm := range rep.VMs {
@@ -114,7 +119,7 @@ func TestReportMatchesMySQL(t *testing.T) {
 			t.Errorf("%s: %d seconds, processes %+v", vm.VM, len(vm.Series), vm.Processes)
 		}
 	}
-	a, b := rep.VMs[0].Judgement, rep.VMs[1].Judgement
+	a, b, c := rep.VMs[0].Judgement, rep.VMs[1].Judgement, rep.VMs[2].Judgement
 	// alpha: one-second means 8.5 + 0.8·users cross 70 % at 77 users, 38 s in.
 	if a.Verdict != Tight || a.Explanation != "CPU p95 crossed 70 % at 78 users (38 s in)" {
 		t.Errorf("alpha: %s: %s", a.Verdict, a.Explanation)
@@ -122,13 +127,17 @@ func TestReportMatchesMySQL(t *testing.T) {
 	if b.Verdict != Unstressed || !strings.HasPrefix(b.Explanation, "never stressed: ") || !strings.Contains(b.Explanation, "at up to 100 users") {
 		t.Errorf("beta: %s: %s", b.Verdict, b.Explanation)
 	}
-	if s := rep.Split; s == nil || s.Source != "mysql" || s.PerRoute["route1"] != 200 || s.PerRoute["route2"] != 200 || s.Missing != 0 || !s.Consistent || s.P != 1 {
+	// gamma: RAM reaches 80 % with the sample of 75 s (the window began 0.2 s in).
+	if c.Verdict != Tight || c.Explanation != "RAM crossed 80 % at 100 users (1 min 14 s in)" || c.RAMPeak != 86 {
+		t.Errorf("gamma: %s: %s (RAM peak %v)", c.Verdict, c.Explanation, c.RAMPeak)
+	}
+	if s := rep.Split; s == nil || s.Source != "mysql" || s.PerRoute["route1"] != 300 || s.PerRoute["route2"] != 300 || s.Missing != 0 || !s.Consistent || s.P != 1 {
 		t.Errorf("split %+v", rep.Split)
 	}
-	if len(rep.Race) != 2 || rep.Race[0].Rows != 200 || rep.Race[0].CommitP50MS != 1 || rep.Race[1].CommitP95MS != 5 || rep.Race[0].PeakPerSec != 25 {
+	if len(rep.Race) != 2 || rep.Race[0].Rows != 300 || rep.Race[0].CommitP50MS != 1 || rep.Race[1].CommitP95MS != 5 || rep.Race[0].PeakPerSec != 25 {
 		t.Errorf("race %+v", rep.Race)
 	}
-	if rep.Phases[0].Done != 180 || rep.Phases[2].Done != 400 {
+	if rep.Phases[0].Done != 180 || rep.Phases[3].Done != 600 {
 		t.Errorf("phases %+v", rep.Phases)
 	}
 
@@ -140,14 +149,14 @@ func TestReportMatchesMySQL(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkSelfContained(t, html.String())
-	for _, want := range []string{`data-section="run"`, `data-vm="alpha"`, `data-vm="beta"`, `data-section="load"`, `data-section="split"`,
+	for _, want := range []string{`data-section="run"`, `data-vm="alpha"`, `data-vm="beta"`, `data-vm="gamma"`, `data-section="load"`, `data-section="split"`,
 		`data-section="race"`, "CPU p95 crossed 70 % at 78 users (38 s in)", "consistent with 50/50", "<svg"} {
 		if !strings.Contains(html.String(), want) {
 			t.Errorf("HTML lacks %q", want)
 		}
 	}
 	var back Report
-	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.VMs) != 2 || back.VMs[0].Judgement.Explanation != a.Explanation {
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.VMs) != 3 || back.VMs[0].Judgement.Explanation != a.Explanation {
 		t.Errorf("JSON: %v %+v", err, back.VMs)
 	}
 }
