@@ -11,8 +11,8 @@ import (
 
 	"github.com/vmpulse/vmpulse/agent"
 	"github.com/vmpulse/vmpulse/internal/testenv"
-	"github.com/vmpulse/vmpulse/local"
 	"github.com/vmpulse/vmpulse/loadtest/driver"
+	"github.com/vmpulse/vmpulse/local"
 )
 
 // inProcessStack starts the local stack (what `make up` runs) in this process, on
