@@ -28,8 +28,8 @@ import (
 // trailing 30 s (the seconds in (s-30 s, s]) first reaches 70 % at second s; RAM
 // when a sample first reaches 80 %. On a tie CPU is named. It gives the time since
 // the window's start (the load's start when a load timeline is known, else the first
-// sample) and, with a timeline, the users then: those of its last point at or
-// before that second. Numbers are rounded to one decimal, halves up.
+// sample) and, with a timeline, the users then: those of its last point before the
+// end of that second (0 when the load had not started). Numbers are rounded to one decimal, halves up.
 const (
 	MinSamples = 30
 	MinSpan    = 30 * time.Second
@@ -92,7 +92,7 @@ type Judgement struct {
 	Crossed      string     `json:"crossed,omitempty"`
 	CrossedAt    *time.Time `json:"crossed_at,omitempty"`
 	CrossedInS   int        `json:"crossed_in_s,omitempty"`
-	CrossedUsers int        `json:"crossed_users,omitempty"`
+	CrossedUsers int        `json:"crossed_users"` // -1: no load timeline
 }
 
 // Second is the mean of one second's samples.
@@ -240,17 +240,15 @@ func Judge(samples []Sample, load *Load) Judgement {
 	j.CrossedInS = in
 	when := Elapsed(in) + " in"
 	if load != nil && len(load.Points) > 0 {
-		users := -1
+		users := 0
 		for _, p := range load.Points {
-			if !p.At.After(*at) {
+			if p.At.Before(at.Add(time.Second)) {
 				users = p.Users
 			}
 		}
-		if users >= 0 {
-			j.CrossedUsers = users
-			j.Explanation = fmt.Sprintf("%s crossed %g %% at %d users (%s)", what, threshold, users, when)
-			return j
-		}
+		j.CrossedUsers = users
+		j.Explanation = fmt.Sprintf("%s crossed %g %% at %d users (%s)", what, threshold, users, when)
+		return j
 	}
 	j.Explanation = fmt.Sprintf("%s crossed %g %% %s", what, threshold, when)
 	return j

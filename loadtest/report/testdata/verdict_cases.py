@@ -22,7 +22,7 @@ RULE = {
     "ok": "otherwise",
     "crossing": "fail and tight name the resource that crossed its tight threshold first: CPU at the first second s whose trailing 30 s (one-second means in (s-30 s, s]) have a nearest-rank p95 >= 70; RAM at the first sample >= 80; on a tie CPU",
     "time_in": "whole seconds from the window's start (load.start when a load timeline is given, else the first sample) to the crossing, rounded down; written '45 s' or '2 min 05 s'",
-    "users": "of the load timeline's last point at or before the crossing second",
+    "users": "of the load timeline's last point before the end of the crossing second (its at < crossing second + 1 s); 0 when the load had not started",
     "numbers": "one decimal, halves rounded up",
     "explanations": {
         "fail/tight with load": "CPU p95 crossed 70 % at 120 users (2 min 05 s in)  |  RAM crossed 80 % at 150 users (1 min 10 s in)",
@@ -102,7 +102,7 @@ def judge(samples, load):
     start = load[0] if load else samples[0][0]
     when = elapsed(max(at - start, 0)) + " in"
     if load:
-        users = [u for t, u in load[1] if t <= at][-1]
+        users = ([u for t, u in load[1] if t < at + 1] or [0])[-1]
         out["explanation"] = f"{what} crossed {thr} % at {users} users ({when})"
         out["crossed_users"] = users
     else:
@@ -174,6 +174,16 @@ lc["want"] = judge([(int((datetime.datetime.strptime(s["hora"], "%Y-%m-%d %H:%M:
                      s["porcentaje_cpu_uso"], s["porcentaje_ram"]) for s in lc["samples"]],
                    (0, [(int((datetime.datetime.strptime(p["at"], "%Y-%m-%d %H:%M:%S") - T0).total_seconds()), p["users"])
                         for p in lc["load"]["users"]]))
+
+# hot-before-load: the VM is already busy before the load starts (10 s after the first
+# sample): the crossing comes before any user, so "at 0 users (0 s in)".
+hb = make("hot-before-load", "the VM is busy before the load starts: the crossing names 0 users", 90,
+          lambda u, t, r: 92 + r.uniform(-2, 2), lambda u, t, r: 30, seed=9)
+hb["load"] = {"start": hora(10), "users": [{"at": hora(10 + t), "users": u} for t, u in changes(ramp(0, 80))]}
+hb["want"] = judge([(int((datetime.datetime.strptime(s["hora"], "%Y-%m-%d %H:%M:%S") - T0).total_seconds()),
+                     s["porcentaje_cpu_uso"], s["porcentaje_ram"]) for s in hb["samples"]],
+                   (10, [(10 + t, u) for t, u in changes(ramp(0, 80))]))
+cases.append(hb)
 
 doc = {"about": "Capacity verdict cases shared by the report (loadtest/report) and the dashboard: each case's "
                 "samples (one VM) and load timeline (users over time; null when unknown), and the verdict, "
