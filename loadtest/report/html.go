@@ -44,7 +44,6 @@ var funcs = template.FuncMap{
 		return splitBar(s)
 	},
 	"verdictClass": func(v string) string { return "v-" + v },
-	"lower":        strings.ToLower,
 	"anchor": func(s string) string {
 		return "vm-" + strings.Map(func(r rune) rune {
 			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
