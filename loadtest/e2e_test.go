@@ -29,6 +29,7 @@ import (
 
 type stack struct {
 	agentURL, splitURL, dsn string
+	tokenFile               string // the ingest token vmpulse-up created
 	db                      *sql.DB
 }
 
@@ -71,7 +72,8 @@ func startStack(t *testing.T) *stack {
 	for _, k := range []string{"split", "route1", "route2", "agent", "relay", "pubsub", "mysql"} {
 		addr[k] = freePort(t)
 	}
-	args := []string{"-feed=false", "-relay=false", "-agent-interval", "20ms", "-web-dir", ""}
+	tokenFile := filepath.Join(t.TempDir(), ".vmpulse", "ingest-token")
+	args := []string{"-feed=false", "-relay=false", "-agent-interval", "20ms", "-web-dir", "", "-token-file", tokenFile}
 	for _, k := range []string{"split", "route1", "route2", "agent", "relay", "pubsub", "mysql"} {
 		args = append(args, "-"+k+"-addr", addr[k])
 	}
@@ -99,6 +101,7 @@ func startStack(t *testing.T) *stack {
 		}
 	})
 	s := &stack{
+		tokenFile: tokenFile,
 		agentURL: "http://" + addr["agent"],
 		splitURL: "http://" + addr["split"],
 		dsn:      "root@tcp(" + addr["mysql"] + ")/vmpulse?timeout=5s",
@@ -225,7 +228,7 @@ func TestE2ELocust(t *testing.T) {
 
 	logs, code = run(t, 2*time.Minute, nil, append(slices.Clone(argv),
 		"-f", "loadtest/locustfile_send.py", "--headless", "--only-summary", "-H", s.splitURL,
-		"-u", "50", "-r", "25", "--in", path, "--no-token", "--run-file", filepath.Join(dir, "run.json"),
+		"-u", "50", "-r", "25", "--in", path, "--token-file", s.tokenFile, "--run-file", filepath.Join(dir, "run.json"),
 		"--csv", filepath.Join(dir, "send"), "--html", filepath.Join(dir, "send.html"))...)
 	if code != 0 || !strings.Contains(logs, "200/200 records committed") {
 		t.Fatalf("send: exit %d:\n%s", code, tail(logs, 40))
@@ -267,9 +270,14 @@ func TestE2EGoDriver(t *testing.T) {
 	if len(ids) != 200 {
 		t.Fatalf("collect: %d records, want exactly 200", len(ids))
 	}
-	// Flags fall back to the environment.
-	logs, code = run(t, 2*time.Minute, []string{"INGRESS_URL=" + s.splitURL, "SEND_USERS=50", "SEND_SPAWN_RATE=25", "IN=" + path},
-		bin, "send", "-no-token", "-run", "")
+	// Without the token the send stops before any request and says how to pass one.
+	logs, code = run(t, time.Minute, []string{"INGRESS_URL=" + s.splitURL, "IN=" + path}, bin, "send", "-run", "")
+	if code != 2 || !strings.Contains(logs, "INGEST_TOKEN=<token>") || strings.Contains(logs, "records committed") {
+		t.Fatalf("send without a token: exit %d:\n%s", code, tail(logs, 10))
+	}
+	// Flags fall back to the environment; the token comes from the file vmpulse-up wrote.
+	logs, code = run(t, 2*time.Minute, []string{"INGRESS_URL=" + s.splitURL, "SEND_USERS=50", "SEND_SPAWN_RATE=25", "IN=" + path,
+		"INGEST_TOKEN_FILE=" + s.tokenFile}, bin, "send", "-run", "")
 	if code != 0 || !strings.Contains(logs, "200/200 records committed") {
 		t.Fatalf("send: exit %d:\n%s", code, tail(logs, 40))
 	}

@@ -4,28 +4,30 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vmpulse/vmpulse/agent"
 	"github.com/vmpulse/vmpulse/internal/testenv"
 	"github.com/vmpulse/vmpulse/loadtest/driver"
 	"github.com/vmpulse/vmpulse/local"
 )
 
+// testToken is the ingest token of the in-process stacks.
+const testToken = "loadtest-token-0123456789"
+
 // inProcessStack starts the local stack (what `make up` runs) in this process, on
-// free ports, without its feeder: only the test's load reaches the routes.
-func inProcessStack(t *testing.T, relay bool) *local.Stack {
+// free ports, with agents named <vm>-1…n when agents > 1, without its feeder: only
+// the test's load reaches the routes. The routes accept testToken.
+func inProcessStack(t *testing.T, relay bool, agents int) *local.Stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := local.Config{
 		SplitAddr: "127.0.0.1:0", Route1Addr: "127.0.0.1:0", Route2Addr: "127.0.0.1:0", AgentAddr: "127.0.0.1:0",
 		RelayAddr: "127.0.0.1:0", PubsubAddr: "127.0.0.1:0", MySQLAddr: "127.0.0.1:0",
 		Project: "vmpulse-test", Topic: testenv.Unique("loadtest"), DBName: "vmpulse",
-		VM: "smoke-host", AgentInterval: 50 * time.Millisecond, AgentSource: "procfs", ProcRoot: "/proc",
-		Relay: relay, Log: slog.New(slog.DiscardHandler),
+		VM: "lt", AgentInterval: 50 * time.Millisecond, AgentSource: "procfs", ProcRoot: "/proc", Agents: agents,
+		Relay: relay, IngestToken: testToken, Log: slog.New(slog.DiscardHandler),
 	}
 	st, err := local.Start(ctx, cfg)
 	if err != nil {
@@ -41,34 +43,13 @@ func inProcessStack(t *testing.T, relay bool) *local.Stack {
 	return st
 }
 
-// namedAgents serves n real agents sampling this machine (as `make up -agents n`
-// does), named prefix-1…n, each every interval.
-func namedAgents(t *testing.T, prefix string, n int, interval time.Duration) []string {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	var urls []string
-	for i := 1; i <= n; i++ {
-		src, err := agent.OpenSource("procfs", "/proc", "", 10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := agent.New(src, agent.Options{VM: prefix + "-" + string(rune('0'+i)), Interval: interval, Top: 5, Log: slog.New(slog.DiscardHandler)})
-		go s.Run(ctx)
-		srv := httptest.NewServer(s.Handler())
-		t.Cleanup(srv.Close)
-		urls = append(urls, srv.URL)
-	}
-	return urls
-}
-
 // TestSmokeAgainstLocalStack runs `make smoke`'s check against the local stack.
 func TestSmokeAgainstLocalStack(t *testing.T) {
-	st := inProcessStack(t, true)
+	st := inProcessStack(t, true, 1)
 	var out bytes.Buffer
 	checks := driver.Smoke(context.Background(), driver.SmokeConfig{
 		IngressURL: "http://" + st.Addrs.Split, RelayURL: "http://" + st.Addrs.Relay, AgentURL: "http://" + st.Addrs.Agent,
-		Records: 6, Timeout: 20 * time.Second,
+		Token: testToken, Records: 6, Timeout: 20 * time.Second,
 	}, &out)
 	t.Logf("smoke:\n%s", out.String())
 	names := map[string]bool{}
@@ -78,7 +59,7 @@ func TestSmokeAgainstLocalStack(t *testing.T) {
 			t.Errorf("check %s failed: %s", c.Name, c.Detail)
 		}
 	}
-	for _, n := range []string{"agent", "relay", "ingest", "split", "websocket"} {
+	for _, n := range []string{"agent", "relay", "auth", "ingest", "split", "websocket"} {
 		if !names[n] {
 			t.Errorf("no %s check", n)
 		}
@@ -91,7 +72,7 @@ func TestSmokeAgainstLocalStack(t *testing.T) {
 	out.Reset()
 	checks = driver.Smoke(context.Background(), driver.SmokeConfig{
 		IngressURL: "http://" + st.Addrs.Split, RelayURL: "http://127.0.0.1:1", AgentURL: "http://" + st.Addrs.Agent,
-		Records: 2, Timeout: 5 * time.Second,
+		Token: testToken, Records: 2, Timeout: 5 * time.Second,
 	}, &out)
 	for _, c := range checks {
 		if c.OK == (c.Name == "relay" || c.Name == "websocket") {
@@ -100,5 +81,15 @@ func TestSmokeAgainstLocalStack(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "FAIL relay") {
 		t.Errorf("output:\n%s", out.String())
+	}
+
+	// A wrong token: every record is refused, and the check says so.
+	out.Reset()
+	checks = driver.Smoke(context.Background(), driver.SmokeConfig{
+		IngressURL: "http://" + st.Addrs.Split, RelayURL: "http://" + st.Addrs.Relay, AgentURL: "http://" + st.Addrs.Agent,
+		Token: "wrong", Records: 2, Timeout: 5 * time.Second,
+	}, &out)
+	if !strings.Contains(out.String(), "FAIL ingest") || !strings.Contains(out.String(), "HTTP 401") {
+		t.Errorf("with a wrong token:\n%s", out.String())
 	}
 }

@@ -21,12 +21,15 @@ import (
 )
 
 func TestThreeVMsReport(t *testing.T) {
-	st := inProcessStack(t, false)
-	agents := namedAgents(t, "e2e", 3, 20*time.Millisecond)
+	st := inProcessStack(t, false, 3)
+	var agents []string
+	for _, a := range st.Addrs.Agents {
+		agents = append(agents, "http://"+a)
+	}
 	bin := goBinary(t, "loadtest/cmd/vmpulse-load")
 	dir := t.TempDir()
 	records, runFile, html := filepath.Join(dir, "records.json"), filepath.Join(dir, "run.json"), filepath.Join(dir, "report.html")
-	env := []string{"RUN_FILE=" + runFile, "AGENT_URLS=" + strings.Join(agents, ","), "INGRESS_URL=http://" + st.Addrs.Split,
+	env := []string{"RUN_FILE=" + runFile, "INGEST_TOKEN=" + testToken, "AGENT_URLS=" + strings.Join(agents, ","), "INGRESS_URL=http://" + st.Addrs.Split,
 		"MYSQL_DSN=" + st.Addrs.MySQLDSN, "IN=" + records, "OUT=" + records}
 
 	logs, code := run(t, time.Minute, env, bin, "collect", "-users", "15", "-spawn-rate", "30", "-wait", "5ms-15ms",
@@ -42,7 +45,7 @@ func TestThreeVMsReport(t *testing.T) {
 	if len(groups) != 3 || len(f.Items) != 240 {
 		t.Fatalf("%d records from %d VMs, want 80 from each of 3", len(f.Items), len(groups))
 	}
-	logs, code = run(t, time.Minute, env, bin, "send", "-no-token", "-users", "10", "-spawn-rate", "0", "-wait", "0-5ms")
+	logs, code = run(t, time.Minute, env, bin, "send", "-users", "10", "-spawn-rate", "0", "-wait", "0-5ms")
 	if code != 0 || !strings.Contains(logs, "all 240 records committed") {
 		t.Fatalf("send: exit %d:\n%s", code, tail(logs, 30))
 	}
@@ -69,7 +72,7 @@ func TestThreeVMsReport(t *testing.T) {
 	}
 	defer db.Close()
 	for i, vm := range rep.VMs {
-		if want := groups[i].VM; vm.VM != want {
+		if want := st.Addrs.VMs[i]; vm.VM != want || groups[i].VM != want {
 			t.Errorf("section %d is %s, want %s", i, vm.VM, want)
 		}
 		from, to := vm.WindowStart.Truncate(time.Second).Format("2006-01-02 15:04:05"), vm.WindowEnd.Truncate(time.Second).Format("2006-01-02 15:04:05")

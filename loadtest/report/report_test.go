@@ -63,7 +63,7 @@ func scenario(t *testing.T) (*mysql.Store, *Run, string) {
 				raws = append(raws, b)
 				route := driver.Routes[n%2]
 				stored := sendStart.Add(time.Duration(n) * 20 * time.Millisecond)
-				if err := store.InsertEach(ctx, route, stored, []record.Record{r}); err != nil {
+				if _, err := store.Writer(route).InsertEach(ctx, mysql.Batch{ID: int64(n + 1), StoredAt: stored}, []record.Record{r}); err != nil {
 					t.Fatal(err)
 				}
 				acks[route].Records++
@@ -120,8 +120,9 @@ func TestReportMatchesMySQL(t *testing.T) {
 		}
 	}
 	a, b, c := rep.VMs[0].Judgement, rep.VMs[1].Judgement, rep.VMs[2].Judgement
-	// alpha: one-second means 8.5 + 0.8·users cross 70 % at 77 users, 38 s in.
-	if a.Verdict != Tight || a.Explanation != "CPU p95 crossed 70 % at 78 users (38 s in)" {
+	// alpha: the trailing 30 s of one-second means (8.5 + 0.8·users) reach 70 % in
+	// the second 39 s after t0, 38.8 s after the phase began, when 80 users ran.
+	if a.Verdict != Tight || a.Explanation != "CPU p95 crossed 70 % at 80 users (38 s in)" {
 		t.Errorf("alpha: %s: %s", a.Verdict, a.Explanation)
 	}
 	if b.Verdict != Unstressed || !strings.HasPrefix(b.Explanation, "never stressed: ") || !strings.Contains(b.Explanation, "at up to 100 users") {
@@ -150,7 +151,7 @@ func TestReportMatchesMySQL(t *testing.T) {
 	}
 	checkSelfContained(t, html.String())
 	for _, want := range []string{`data-section="run"`, `data-vm="alpha"`, `data-vm="beta"`, `data-vm="gamma"`, `data-section="load"`, `data-section="split"`,
-		`data-section="race"`, "CPU p95 crossed 70 % at 78 users (38 s in)", "consistent with 50/50", "<svg"} {
+		`data-section="race"`, "CPU p95 crossed 70 % at 80 users (38 s in)", "consistent with 50/50", "<svg"} {
 		if !strings.Contains(html.String(), want) {
 			t.Errorf("HTML lacks %q", want)
 		}
