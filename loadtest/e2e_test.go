@@ -102,9 +102,9 @@ func startStack(t *testing.T) *stack {
 	})
 	s := &stack{
 		tokenFile: tokenFile,
-		agentURL: "http://" + addr["agent"],
-		splitURL: "http://" + addr["split"],
-		dsn:      "root@tcp(" + addr["mysql"] + ")/vmpulse?timeout=5s",
+		agentURL:  "http://" + addr["agent"],
+		splitURL:  "http://" + addr["split"],
+		dsn:       "root@tcp(" + addr["mysql"] + ")/vmpulse?timeout=5s",
 	}
 	db, err := sql.Open("mysql", s.dsn)
 	if err != nil {
