@@ -16,8 +16,9 @@
 # its target (unique samples collected, records committed) stops with exit 1 and says
 # what to change. Examples:
 #
-#   make load AGENTS=http://127.0.0.1:8090,http://127.0.0.1:8091,http://127.0.0.1:8092
-#   make load AGENTS=… SEQUENTIAL=1          # one VM after another, the same load each
+#   make load AGENT_URLS=http://10.0.0.5:8090,http://10.0.0.6:8090
+#   make load AGENTS=3                       # the three local agents of `make up AGENTS=3`
+#   make load AGENTS=3 SEQUENTIAL=1          # one VM after another, the same load each
 #   make load-collect AGENT_URL=http://10.0.0.5:8090 USERS=300 SPAWN_RATE=5 RECORDS=2000 DURATION=3m
 #   make load-send INGRESS_URL=http://34.1.2.3 TOKEN_FILE=ingest-token IN=peer-records.json
 #   make load-send IN=peer.json RAM_UNIT=kib   # when a file's RAM unit cannot be told
@@ -32,9 +33,10 @@ LOCUST ?= $(shell if /usr/bin/python3 -c 'import locust' >/dev/null 2>&1; then e
 LOCUST_FLAGS ?= --only-summary
 
 AGENT_URL ?= http://127.0.0.1:8090
-# Several agents, comma-separated. `make up -agents N` may list its agents in
-# .vmpulse/agents (one URL per line); they are used when AGENTS is not given.
-AGENTS ?= $(if $(wildcard .vmpulse/agents),$(shell paste -sd, .vmpulse/agents),)
+# Several agents, comma-separated: AGENT_URLS. Without it, .vmpulse/agents (one URL
+# per line) when a stack wrote one, else, with AGENTS=N (as `make up` takes it), the N
+# local agents on consecutive ports from 8090.
+AGENT_URLS ?= $(if $(wildcard .vmpulse/agents),$(shell paste -sd, .vmpulse/agents),$(shell [ "$(AGENTS)" -gt 1 ] 2>/dev/null && seq -s, -f 'http://127.0.0.1:%g' 8090 $$((8089 + $(AGENTS)))))
 INGRESS_URL ?= http://127.0.0.1:8000
 RELAY_URL ?= http://127.0.0.1:8080
 MYSQL_DSN ?= root@tcp(127.0.0.1:3307)/vmpulse
@@ -76,8 +78,8 @@ VMPULSE_LOAD ?= bin/vmpulse-load
 # Locust's CSV and HTML reports go next to the records file: out/records-collect_stats.csv, …
 load_collect_report = $(basename $(OUT))-collect
 load_send_report = $(basename $(IN))-send
-agents_flag = $(if $(AGENTS),--agents '$(AGENTS)',-H $(AGENT_URL))
-agents_flag_go = $(if $(AGENTS),-agents '$(AGENTS)',-agent $(AGENT_URL))
+agents_flag = $(if $(AGENT_URLS),--agents '$(AGENT_URLS)',-H $(AGENT_URL))
+agents_flag_go = $(if $(AGENT_URLS),-agents '$(AGENT_URLS)',-agent $(AGENT_URL))
 
 .PHONY: load load-collect load-send load-split load-go load-go-collect load-go-send load-bin report smoke
 
@@ -87,7 +89,7 @@ load: ## the assignment's two phases with Locust, the split report, then the run
 	@$(MAKE) --no-print-directory load-split
 	@$(MAKE) --no-print-directory report
 
-load-collect: ## phase 1 (Locust): poll the agent(s), write OUT (AGENTS, USERS, SPAWN_RATE, RECORDS, DURATION, SEQUENTIAL)
+load-collect: ## phase 1 (Locust): poll the agent(s), write OUT (AGENT_URLS, AGENTS, USERS, SPAWN_RATE, RECORDS, DURATION, SEQUENTIAL)
 	@mkdir -p $(dir $(OUT))
 	$(seq_env) $(LOCUST) -f loadtest/locustfile_collect.py --headless $(LOCUST_FLAGS) \
 		$(agents_flag) -u $(or $(USERS),$(COLLECT_USERS)) -r $(or $(SPAWN_RATE),$(COLLECT_SPAWN_RATE)) \
