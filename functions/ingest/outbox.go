@@ -32,8 +32,13 @@ type OutboxStore interface {
 // OutboxConfig tunes the outbox; zero values take the defaults.
 type OutboxConfig struct {
 	// Grace is how old an unmarked batch must be before it is published again:
-	// longer than any commit (the DB timeout) plus a normal publication.
-	Grace time.Duration // default 30 s
+	// longer than a publication's retries (10 s), so that a batch still being
+	// published is rarely published twice.
+	Grace time.Duration // default 15 s
+	// MaxWrite is the longest a write may take (the DB timeout): a batch becomes
+	// visible only when it commits, up to this long after the time its id says,
+	// so each scan looks this far behind where the previous one ended.
+	MaxWrite time.Duration // default 25 s
 	// Lookback is how far back a new republisher looks for unmarked batches. A
 	// Pub/Sub outage longer than this leaves older records unpublished (they stay
 	// in MySQL).
@@ -81,7 +86,10 @@ const maxPendingMarks = 100000
 // the other routes' batches when republishing.
 func NewOutbox(store OutboxStore, pub Publisher, pubFor func(route string) Publisher, cfg OutboxConfig, reg prometheus.Registerer, route string, log *slog.Logger) *Outbox {
 	if cfg.Grace <= 0 {
-		cfg.Grace = 30 * time.Second
+		cfg.Grace = 15 * time.Second
+	}
+	if cfg.MaxWrite <= 0 {
+		cfg.MaxWrite = 25 * time.Second
 	}
 	if cfg.Lookback <= 0 {
 		cfg.Lookback = 30 * time.Minute
@@ -240,10 +248,13 @@ func (o *Outbox) republish(ctx context.Context) {
 	}
 }
 
-// scan republishes unmarked batches between cursor and now − Grace, oldest first,
-// and returns the new cursor: below it every batch is marked or was republished.
+// scan republishes unmarked batches between cursor − MaxWrite and now − Grace,
+// oldest first, and returns the new cursor: below it every batch that had
+// committed by then is marked or was republished. (A batch committing later than
+// its id's time is found by the next scans, which look MaxWrite further back.)
 func (o *Outbox) scan(ctx context.Context, cursor int64) int64 {
 	upper := BatchAt(time.Now().Add(-o.cfg.Grace))
+	cursor -= BatchAt(batchEpoch.Add(o.cfg.MaxWrite))
 	const page = 200
 	var backlog int64
 	defer func() { o.m.backlog.Set(float64(backlog)) }()

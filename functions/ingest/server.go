@@ -30,10 +30,14 @@ const (
 	// concurrent 4 MiB requests peak below 200 MiB of RSS, well under the pods'
 	// 512 MiB.
 	DefaultMaxInflight = 64 << 20
-	// DefaultDBTimeout bounds each transaction or group INSERT: a database that
-	// stops answering costs a request this long, then 503. Shorter than the
-	// senders' own timeouts (10 s and more).
-	DefaultDBTimeout = 5 * time.Second
+	// DefaultDBTimeout bounds a request's whole write (waiting for a connection,
+	// then the transaction or the group INSERT); each round trip of it is bounded
+	// more tightly by the store's statement timeout (5 s), so a database that
+	// stops answering costs a request at most that, then 503. Both are shorter
+	// than the senders' own timeouts (30 s for the send phase). It is long enough
+	// for route1 to commit a request of record.MaxBatch records one INSERT at a
+	// time on a busy database.
+	DefaultDBTimeout = 25 * time.Second
 	// maxErrorBody bounds an error response, whatever the input.
 	maxErrorBody = 1 << 10
 )
