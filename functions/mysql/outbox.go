@@ -118,8 +118,9 @@ type Lease struct {
 }
 
 // Lead tries to take the named lock; it returns nil (and no error) when another
-// process holds it. The lease's connection comes from a pool of two kept for
-// locks, so a route pod uses at most its data pool's connections plus two.
+// process holds it. The lease's connection comes from a small pool kept for
+// locks, so a route pod holds at most its data pool's connections plus one (two
+// for a moment while a second attempt is refused).
 func (s *Store) Lead(ctx context.Context, name string) (*Lease, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
