@@ -11,7 +11,7 @@
 #
 # With no flags, after `make up`, `make load` does what the assignment asks of the local
 # stack: 300 users poll the agent for 3 min and collect about 2000 unique samples (the
-# agent samples every 80-90 ms), then 150 users send each once through the 50/50 split,
+# agent samples every 80 ms), then 150 users send each once through the 50/50 split,
 # with the token `make up` wrote to .vmpulse/ingest-token. A phase that falls short of
 # its target (unique samples collected, records committed) stops with exit 1 and says
 # what to change. Examples:
@@ -124,7 +124,7 @@ load-go-send: load-bin ## phase 2 with the Go driver
 		-spawn-rate $(or $(SPAWN_RATE),$(SEND_SPAWN_RATE)) -wait $(SEND_WAIT) -in $(IN) -ram-unit $(RAM_UNIT) -run $(RUN)
 
 smoke: load-bin ## check a deployment: INGRESS=… RELAY=… TOKEN=… AGENT=… (defaults: the local stack and its token)
-	$(token_env) $(VMPULSE_LOAD) smoke $(token_flag_go) -ingress $(INGRESS) -relay $(RELAY) -agent $(AGENT)
+	$(token_env) $(VMPULSE_LOAD) smoke $(token_flag_go) -ingress $(INGRESS) -relay $(RELAY) -agent $(or $(AGENT_URLS),$(AGENT))
 
 # go build is incremental: this costs nothing when the binary is up to date.
 load-bin:

@@ -35,7 +35,7 @@ output "load_commands" {
 
 output "smoke_command" {
   description = "The check to run right after deploying: a few marked records through the Gateway, seen on the relay's websocket, split across both routes, and each agent read once."
-  value       = "make smoke INGRESS=${local.ingest_url} RELAY=${local.relay_ws_url} TOKEN=\"$(gcloud secrets versions access latest --secret ${google_secret_manager_secret.ingest_token.secret_id} --project ${var.project_id} | head -n1)\" AGENTS=${join(",", [for k, v in local.vms : "http://${google_compute_address.agent[k].address}:${local.agent_port}"])}"
+  value       = "make smoke INGRESS=${local.ingest_url} RELAY=${local.relay_ws_url} TOKEN=\"$(gcloud secrets versions access latest --secret ${google_secret_manager_secret.ingest_token.secret_id} --project ${var.project_id} | head -n1)\" AGENT_URLS=${join(",", [for k, v in local.vms : "http://${google_compute_address.agent[k].address}:${local.agent_port}"])}"
 }
 
 # ---- operating the deployment ----------------------------------------------------

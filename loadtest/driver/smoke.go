@@ -28,7 +28,7 @@ const SmokeVM = "vmpulse-smoke"
 type SmokeConfig struct {
 	IngressURL string // POST <ingress>/ingest
 	RelayURL   string // the relay: http(s)://host[:port] or ws(s)://host[:port]/ws
-	AgentURL   string // GET <agent>/sample
+	AgentURL   string // GET <agent>/sample; several agents comma-separated (one check each)
 	Token      string // bearer token; "" for an ingress without auth (the 401 check is skipped)
 	Records    int    // marked records to send (default 6); more are sent, up to 4×, until both routes took one
 	Timeout    time.Duration
@@ -74,14 +74,22 @@ func Smoke(ctx context.Context, cfg SmokeConfig, out io.Writer) []Check {
 		return ok
 	}
 
-	// 1. The agent.
+	// 1. The agents, one check each.
 	if cfg.AgentURL == "" {
 		add("agent", false, "no agent URL (-agent, AGENT_URL)")
-	} else if r, err := smokeAgent(ctx, cfg); err != nil {
-		add("agent", false, "%s: %v", endpoint(cfg.AgentURL, "/sample"), err)
-	} else {
-		add("agent", true, "%s: vm %s, CPU %.1f %%, RAM %.1f %% of %d MiB, %d processes, sampled %s",
-			endpoint(cfg.AgentURL, "/sample"), r.VM, r.PorcentajeCPUUso, r.PorcentajeRAM, r.TotalRAM, r.TotalProcesos, r.Hora)
+	}
+	for _, a := range strings.Split(cfg.AgentURL, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		ac := cfg
+		ac.AgentURL = a
+		if r, err := smokeAgent(ctx, ac); err != nil {
+			add("agent", false, "%s: %v", endpoint(a, "/sample"), err)
+		} else {
+			add("agent", true, "%s: vm %s, CPU %.1f %%, RAM %.1f %% of %d MiB, %d processes, sampled %s",
+				endpoint(a, "/sample"), r.VM, r.PorcentajeCPUUso, r.PorcentajeRAM, r.TotalRAM, r.TotalProcesos, r.Hora)
+		}
 	}
 
 	// 2. The relay's websocket, opened before sending so that the records arrive live.

@@ -719,7 +719,7 @@ func smoke(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var timeout time.Duration
 	fs.String(&ingress, "ingress", "INGRESS_URL", "http://127.0.0.1:8000", "base URL of the ingress (the Gateway; locally the split)")
 	fs.String(&relay, "relay", "RELAY_URL", "http://127.0.0.1:8080", "base URL of the relay (its websocket is <relay>/ws)")
-	fs.String(&agent, "agent", "AGENT_URL", "http://127.0.0.1:8090", "base URL of an agent")
+	fs.String(&agent, "agent", "AGENT_URL", "http://127.0.0.1:8090", "base URL of an agent; several comma-separated (each is read once)")
 	fs.Int(&n, "records", "SMOKE_RECORDS", 6, "marked records to send (more, up to 4×, until both routes took one)")
 	fs.Duration(&timeout, "timeout", "SMOKE_TIMEOUT", 30*time.Second, "how long to wait for each answer and for the websocket")
 	if code, ok := parse(fs, "smoke", args, stderr); !ok {
