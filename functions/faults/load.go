@@ -168,13 +168,7 @@ func (s *Stack) StartLoad(items []driver.Item, lc LoadConfig) *Load {
 			Timeout: SendTimeout, Duration: lc.Duration,
 			Client: s.HTTPClient(lc.Users, SendTimeout),
 			Event: func(e driver.Event) {
-				reason := e.Message
-				if e.Status != 0 {
-					reason = fmt.Sprintf("HTTP %d", e.Status)
-				}
-				if len(reason) > 60 {
-					reason = reason[:60]
-				}
+				reason := failureReason(e)
 				l.mu.Lock()
 				l.failures[e.Kind+": "+reason]++
 				l.mu.Unlock()
@@ -182,6 +176,24 @@ func (s *Stack) StartLoad(items []driver.Item, lc LoadConfig) *Load {
 		})
 	}()
 	return l
+}
+
+// failureReason groups a failed attempt by what happened.
+func failureReason(e driver.Event) string {
+	m := strings.ToLower(e.Message)
+	switch {
+	case e.Status != 0:
+		return fmt.Sprintf("HTTP %d", e.Status)
+	case strings.Contains(m, "timeout") || strings.Contains(m, "deadline"):
+		return "client timeout"
+	case strings.Contains(m, "refused"):
+		return "connection refused"
+	case strings.Contains(m, "reset") || strings.Contains(m, "eof"):
+		return "connection reset"
+	case len(m) > 40:
+		return e.Message[:40]
+	}
+	return e.Message
 }
 
 // Wait waits for the run to end, at most d; then it is canceled (its records in

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
@@ -62,6 +63,7 @@ type Stack struct {
 	splitSrv    *http.Server
 	WS          *WSClient
 	Check       *sql.DB // straight to MariaDB, for the verdict
+	Requests    RequestStats
 }
 
 // RouteNames are the two strategies.
@@ -243,16 +245,56 @@ func (s *Stack) Processes() []*Process {
 	return out
 }
 
-// HTTPClient is the senders' client: the driver's, plus the bearer token.
+// HTTPClient is the senders' client: the driver's, plus the bearer token, timing
+// every request into s.Requests.
 func (s *Stack) HTTPClient(users int, timeout time.Duration) *http.Client {
-	c := &http.Client{Timeout: timeout}
-	base := newDriverTransport(users, timeout)
-	if s.Token == "" {
-		c.Transport = base
-	} else {
-		c.Transport = bearer{token: s.Token, next: base}
+	var rt http.RoundTripper = newDriverTransport(users, timeout)
+	if s.Token != "" {
+		rt = bearer{token: s.Token, next: rt}
 	}
-	return c
+	return &http.Client{Timeout: timeout, Transport: timed{stats: &s.Requests, next: rt}}
+}
+
+// RequestStats times the senders' requests.
+type RequestStats struct {
+	mu      sync.Mutex
+	n       int
+	longest time.Duration
+	over    map[time.Duration]int
+}
+
+// Over returns how many requests took longer than d (d must be one of
+// requestThresholds) and the longest one.
+func (r *RequestStats) Over(d time.Duration) (int, time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.over[d], r.longest
+}
+
+var requestThresholds = []time.Duration{10 * time.Second, 12 * time.Second}
+
+type timed struct {
+	stats *RequestStats
+	next  http.RoundTripper
+}
+
+func (t timed) RoundTrip(r *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.next.RoundTrip(r)
+	d := time.Since(start) // to the response headers: when the route answered
+	t.stats.mu.Lock()
+	t.stats.n++
+	t.stats.longest = max(t.stats.longest, d)
+	if t.stats.over == nil {
+		t.stats.over = map[time.Duration]int{}
+	}
+	for _, th := range requestThresholds {
+		if d > th {
+			t.stats.over[th]++
+		}
+	}
+	t.stats.mu.Unlock()
+	return resp, err
 }
 
 type bearer struct {

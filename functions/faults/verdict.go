@@ -64,6 +64,10 @@ func (s *Stack) Verdict(ctx context.Context, fault string, ld *Load, acked []str
 			lastDue = d
 		}
 	}
+	// Past the deadline, keep watching while records still arrive (at most
+	// lateGrace more), to tell late records from lost ones.
+	const lateGrace, stillArriving = 60 * time.Second, 5 * time.Second
+	lastMissing, lastProgress := -1, time.Now()
 	for {
 		missing := 0
 		for id := range ids {
@@ -71,7 +75,12 @@ func (s *Stack) Verdict(ctx context.Context, fault string, ld *Load, acked []str
 				missing++
 			}
 		}
-		if missing == 0 || time.Now().After(lastDue) {
+		now := time.Now()
+		if missing != lastMissing {
+			lastMissing, lastProgress = missing, now
+		}
+		if missing == 0 || now.After(lastDue.Add(lateGrace)) ||
+			(now.After(lastDue) && now.Sub(lastProgress) > stillArriving) {
 			break
 		}
 		time.Sleep(250 * time.Millisecond)
