@@ -38,7 +38,8 @@ type Process struct {
 	starts    int
 	peakRSS   float64 // MiB: max of VmHWM over incarnations
 	rss       float64 // MiB: last VmRSS
-	gor       float64 // last go_goroutines; -1 unknown
+	gor       float64 // last go_goroutines
+	gorOK     bool    // the process exposes go_goroutines
 	peakGor   float64
 	lastExit  time.Duration // how long the last stop took
 	lastState string
@@ -186,7 +187,7 @@ func (p *Process) RSS() float64 {
 func (p *Process) Goroutines() float64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.MetricsURL == "" {
+	if !p.gorOK {
 		return -1
 	}
 	return p.gor
@@ -206,7 +207,7 @@ func (p *Process) sample(pid int, exited chan struct{}) {
 		if n%4 == 0 && p.MetricsURL != "" {
 			if g, ok := scrapeGauge(p.MetricsURL, "go_goroutines"); ok {
 				p.mu.Lock()
-				p.gor = g
+				p.gor, p.gorOK = g, true
 				p.peakGor = max(p.peakGor, g)
 				p.mu.Unlock()
 			}

@@ -68,6 +68,7 @@ type MemoryTrend struct {
 	SlopePerH   float64 // MiB per hour, least squares over the samples after warm-up
 	Growth      float64 // the fitted growth over the measured span, MiB
 	Flat        bool
+	Judged      bool // false: shown only
 }
 
 // Trend judges memory flat when the fitted growth over the span measured is
@@ -123,6 +124,9 @@ func SoakTable(title string, procs []string, samples []SoakSample, trends []Memo
 		v := "flat"
 		if !tr.Flat {
 			v = "GROWING"
+		}
+		if !tr.Judged {
+			v += " (not judged)"
 		}
 		fmt.Fprintf(&b, "| %s | %.1f | %.1f | %+.1f | %+.1f | %s |\n", tr.Process, tr.First, tr.Last, tr.SlopePerH, tr.Growth, v)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,6 +65,10 @@ type Stack struct {
 	WS          *WSClient
 	Check       *sql.DB // straight to MariaDB, for the verdict
 	Requests    RequestStats
+	// Witness is a subscription of the harness's own, straight to the emulator
+	// (no fault proxy): what it saw was published, which tells a record lost
+	// by a route (never published) from one lost by the relay.
+	Witness *Witness
 }
 
 // RouteNames are the two strategies.
@@ -106,8 +111,9 @@ func NewStack(ctx context.Context, cfg StackConfig) (s *Stack, err error) {
 			return s, err
 		}
 	}
-	// The relay first: it creates the topic, and today's relay sees only what is
-	// published after its subscription exists.
+	if s.Witness, err = NewWitness(ctx, cfg.Emulator, s.Topic); err != nil {
+		return s, err
+	}
 	if s.Relay, err = s.newRelay(); err != nil {
 		return s, err
 	}
@@ -332,9 +338,69 @@ func (s *Stack) Close() {
 	if s.Check != nil {
 		s.Check.Close()
 	}
+	if s.Witness != nil {
+		s.Witness.Close()
+	}
 	if s.Topic != "" && s.Cfg.Emulator != "" {
 		deleteTopic(s.Cfg.Emulator, s.Topic)
 	}
+}
+
+// Witness records the ids published to a topic.
+type Witness struct {
+	mu     sync.Mutex
+	ids    map[string]struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+	client interface{ Close() error }
+}
+
+// NewWitness creates the topic if needed and a subscription on it, and receives.
+func NewWitness(ctx context.Context, emulator, topic string) (*Witness, error) {
+	c, err := pubsub.Connect(ctx, Project, emulator)
+	if err != nil {
+		return nil, err
+	}
+	if err := pubsub.EnsureTopic(ctx, c, topic, true); err != nil {
+		c.Close()
+		return nil, err
+	}
+	sub, err := pubsub.CreateInstanceSubscription(ctx, c, topic, "faults-witness-"+randHex(6))
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	w := &Witness{ids: map[string]struct{}{}, cancel: cancel, done: make(chan struct{}), client: c}
+	go func() {
+		defer close(w.done)
+		_ = pubsub.Receive(rctx, c, sub, func(data []byte, _ map[string]string) {
+			var head struct {
+				ID string `json:"id"`
+			}
+			if json.Unmarshal(data, &head) == nil && head.ID != "" {
+				w.mu.Lock()
+				w.ids[head.ID] = struct{}{}
+				w.mu.Unlock()
+			}
+		})
+	}()
+	return w, nil
+}
+
+// Published reports whether id was seen on the topic.
+func (w *Witness) Published(id string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.ids[id]
+	return ok
+}
+
+// Close stops receiving (the subscription goes with the topic).
+func (w *Witness) Close() {
+	w.cancel()
+	<-w.done
+	w.client.Close()
 }
 
 // deleteTopic removes a topic and its subscriptions (those a killed relay left

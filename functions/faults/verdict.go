@@ -141,6 +141,15 @@ func (s *Stack) Verdict(ctx context.Context, fault string, ld *Load, acked []str
 	if row.Duplicates > 0 {
 		row.Failed = append(row.Failed, fmt.Sprintf("%d ids stored more than once", row.Duplicates))
 	}
+	if row.Never > 0 && s.Witness != nil {
+		pub := 0
+		for _, id := range neverIDs {
+			if s.Witness.Published(id) {
+				pub++
+			}
+		}
+		row.Notes = append(row.Notes, fmt.Sprintf("of the %d never seen, %d were on the topic (the harness's own subscription saw them: lost or stuck in the relay) and %d were not (never published by a route)", row.Never, pub, row.Never-pub))
+	}
 	if row.Never > 0 {
 		slices.Sort(neverIDs)
 		ex := neverIDs[:min(3, len(neverIDs))]
