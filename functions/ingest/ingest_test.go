@@ -150,7 +150,7 @@ func (e *env) waitPublished(t *testing.T, ids []string) map[string]int {
 func sample(id string, i int) record.Record {
 	return record.Record{
 		ID: id, VM: "vm-test", TotalRAM: 2048, RAMLibre: int64(1000 + i%100), UsoRAM: int64(1048 - i%100),
-		PorcentajeRAM: 51.2, PorcentajeCPUUso: float64(i % 100), PorcentajeCPULibre: float64(100 - i%100),
+		PorcentajeRAM: float64(1048-i%100) * 100 / 2048, PorcentajeCPUUso: float64(i % 100), PorcentajeCPULibre: float64(100 - i%100),
 		ProcesosCorriendo: 2, TotalProcesos: 100, ProcesosDurmiendo: 97, ProcesosZombie: 0, ProcesosParados: 1,
 		Hora: record.NewHora(time.Now()),
 	}
@@ -307,7 +307,7 @@ func TestInvalidInputChangesNothing(t *testing.T) {
 // stored under a content id, so sending it again does not duplicate it.
 func TestPeerRecordGetsStableID(t *testing.T) {
 	e := newEnv(t, ingest.Route1)
-	peer := `{"total_ram":2072,"ram_libre":1110552576,"uso_ram":442,"porcentaje_ram":22,"porcentaje_cpu_uso":22,
+	peer := `{"total_ram":2072,"ram_libre":1710751744,"uso_ram":440,"porcentaje_ram":21,"porcentaje_cpu_uso":22,
 	"porcentaje_cpu_libre":78,"procesos_corriendo":1,"total_procesos":233,"procesos_durmiendo":225,
 	"procesos_zombie":1,"procesos_parados":2,"hora":"2025-06-17 02:21:54"}`
 	_, first := e.post(t, "application/json", peer)
@@ -320,8 +320,8 @@ func TestPeerRecordGetsStableID(t *testing.T) {
 	}
 	var libre int
 	e.store.DB().QueryRow("SELECT ram_libre FROM records").Scan(&libre)
-	if libre != 1059 {
-		t.Fatalf("ram_libre %d MiB, want 1059 (converted from bytes)", libre)
+	if libre != 1631 {
+		t.Fatalf("ram_libre %d MiB, want 1631 (converted from bytes)", libre)
 	}
 }
 
