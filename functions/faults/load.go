@@ -15,10 +15,6 @@ import (
 	"github.com/vmpulse/vmpulse/record"
 )
 
-// MaxBatch is the most records one request may carry (record.MaxBatch in the
-// contract; a literal until the record package exports it).
-const MaxBatch = 5000
-
 // MaxBody is the routes' default body cap (ingest.DefaultMaxBody, 4 MiB).
 const MaxBody = 4 << 20
 
@@ -59,7 +55,7 @@ func NewRecord(vm string, rng *rand.Rand, procs int) record.Record {
 		PorcentajeRAM:    float64(int(10000*float64(used)/float64(total))) / 100,
 		PorcentajeCPUUso: cpu, PorcentajeCPULibre: float64(int(10000-cpu*100)) / 100,
 		ProcesosCorriendo: 2, TotalProcesos: 180, ProcesosDurmiendo: 176, ProcesosZombie: 1, ProcesosParados: 1,
-		Hora: record.NewHora(time.Now()),
+		Hora: record.NewHora(time.Now()), Source: record.SourceProcfs,
 	}
 	for i := 0; i < procs; i++ {
 		r.TopProcesos = append(r.TopProcesos, record.Process{
@@ -88,7 +84,7 @@ func Items(vm string, n int) ([]driver.Item, error) {
 }
 
 // BigItems makes n requests of the largest size the contract allows: a JSON
-// array of at most MaxBatch records, at most MaxBody bytes. Each item's Key is
+// array of at most record.MaxBatch records, at most MaxBody bytes. Each item's Key is
 // its index; ids maps it to the ids it carries.
 func BigItems(vm string, n int) (items []driver.Item, ids map[string][]string, err error) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
@@ -97,7 +93,7 @@ func BigItems(vm string, n int) (items []driver.Item, ids map[string][]string, e
 		var b strings.Builder
 		b.WriteByte('[')
 		var these []string
-		for len(these) < MaxBatch {
+		for len(these) < record.MaxBatch {
 			r := NewRecord(vm, rng, 8)
 			raw, err := json.Marshal(r)
 			if err != nil {
