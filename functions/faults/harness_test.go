@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"testing"
 	"time"
@@ -160,5 +162,37 @@ func TestSlotsOrderByRank(t *testing.T) {
 func TestGiveUpWindowCoversTheFaults(t *testing.T) {
 	if w := giveUpWindow(); w <= 45*time.Second {
 		t.Fatalf("give-up window %v is not longer than the 45 s blackhole", w)
+	}
+}
+
+// TestTrendTellsFlatFromGrowing: the soak's memory verdict.
+func TestTrendTellsFlatFromGrowing(t *testing.T) {
+	var flat, leak []SoakSample
+	for m := 1; m <= 30; m++ {
+		at := time.Duration(m) * time.Minute
+		flat = append(flat, SoakSample{At: at, RSS: map[string]float64{"p": 30 + float64(m%3)*0.5}})
+		leak = append(leak, SoakSample{At: at, RSS: map[string]float64{"p": 30 + float64(m)}})
+	}
+	if tr := Trend("p", flat, 2); !tr.Flat {
+		t.Fatalf("noise judged a leak: %+v", tr)
+	}
+	tr := Trend("p", leak, 2)
+	if tr.Flat || tr.SlopePerH < 59 || tr.SlopePerH > 61 {
+		t.Fatalf("1 MiB a minute: %+v", tr)
+	}
+}
+
+// TestScrapeGauge reads go_goroutines from Prometheus text, not a labelled
+// sample or a longer name.
+func TestScrapeGauge(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "# HELP go_goroutines x\n# TYPE go_goroutines gauge\ngo_goroutines_total 5\ngo_goroutines{a=\"b\"} 7\ngo_goroutines 12\n")
+	}))
+	defer srv.Close()
+	if v, ok := scrapeGauge(srv.URL, "go_goroutines"); !ok || v != 12 {
+		t.Fatalf("got %v %v, want 12", v, ok)
+	}
+	if _, ok := scrapeGauge(srv.URL, "nope"); ok {
+		t.Fatal("found a metric that is not there")
 	}
 }
