@@ -510,7 +510,8 @@ func maxSize(t *testing.T, x *run) {
 			IngressURL: x.st.Routes[name].baseURL(),
 			Load:       loaddriver.Load{Users: concurrent},
 			Records:    items, MaxAttempts: SendAttempts, Backoff: SendBackoff, MaxBackoff: SendMaxBackoff,
-			Timeout: 2 * time.Minute, Client: x.st.HTTPClient(concurrent, 2*time.Minute),
+			Timeout: time.Minute, Client: x.st.HTTPClient(concurrent, time.Minute),
+			Duration: 150 * time.Second, // a route that hangs must not hang the suite
 		})
 		if err != nil {
 			t.Fatal(err)
