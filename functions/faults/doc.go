@@ -13,6 +13,14 @@
 //   - no process's peak RSS exceeds its limit (512 MiB: the k8s manifests' limit
 //     for the routes, and the relay's).
 //
+// The MySQL blackhole also checks issue 9's item 4: no request waits more than
+// 12 s for an answer, and a route SIGTERMed during the partition exits within
+// the 20 s k8s leaves it (30 s grace minus the 10 s preStop sleep).
+//
+// A subscription of the harness's own, straight to the emulator, tells a record
+// that never reached the websocket apart: on the topic (lost or stuck in the
+// relay) or not (never published by a route).
+//
 // Each subtest prints one row of a table (fault, acknowledged, in MySQL, seen on
 // a websocket, worst lag after the fault, peak RSS per process); the table is
 // also written to $FAULTS_OUT when it is set.
@@ -29,7 +37,9 @@
 //   - process.go: start/SIGTERM/SIGKILL/restart of the binaries, RSS and
 //     goroutine sampling.
 //   - wsclient.go: a dashboard stand-in that records when it first saw each id.
-//   - stack.go: the whole pipeline for one scenario; load.go: records and load.
+//   - stack.go: the whole pipeline for one scenario; load.go: records and load;
+//     verdict.go: the criteria and the table; soak.go: the soak's statistics;
+//     sem.go: how many scenarios run at once, longest first.
 //
 // The suite runs only when VMPULSE_FAULTS=1 (`make test-faults`), because it
 // takes minutes; the soak (TestSoak) only when SOAK_DURATION is set (`make soak`).
