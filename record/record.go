@@ -147,3 +147,22 @@ func Quote(s string) string {
 	}
 	return strconv.Quote(s[:maxQuote]) + fmt.Sprintf("… (%d bytes)", len(s))
 }
+
+// Equal reports whether a and b are the same sample: every field alike, an absent
+// and an empty process list alike (MySQL stores both as NULL).
+func Equal(a, b Record) bool {
+	if len(a.TopProcesos) != len(b.TopProcesos) {
+		return false
+	}
+	for i := range a.TopProcesos {
+		if a.TopProcesos[i] != b.TopProcesos[i] {
+			return false
+		}
+	}
+	return a.ID == b.ID && a.VM == b.VM && a.Source == b.Source && a.Hora.Equal(b.Hora.Time) &&
+		a.TotalRAM == b.TotalRAM && a.RAMLibre == b.RAMLibre && a.UsoRAM == b.UsoRAM &&
+		a.PorcentajeRAM == b.PorcentajeRAM && a.PorcentajeCPUUso == b.PorcentajeCPUUso &&
+		a.PorcentajeCPULibre == b.PorcentajeCPULibre && a.ProcesosCorriendo == b.ProcesosCorriendo &&
+		a.TotalProcesos == b.TotalProcesos && a.ProcesosDurmiendo == b.ProcesosDurmiendo &&
+		a.ProcesosZombie == b.ProcesosZombie && a.ProcesosParados == b.ProcesosParados
+}

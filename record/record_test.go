@@ -299,3 +299,30 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 	})
 }
+
+func TestEqual(t *testing.T) {
+	recs, err := DecodeBatch([]byte(valid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := recs[0]
+	b := a
+	b.TopProcesos = []Process{}
+	if !Equal(a, b) {
+		t.Fatal("an empty process list differs from none")
+	}
+	b.ProcesosZombie++
+	if Equal(a, b) {
+		t.Fatal("different counts compare equal")
+	}
+	b = a
+	b.TopProcesos = []Process{{PID: 1, Name: "init", State: "S"}}
+	if Equal(a, b) {
+		t.Fatal("different process lists compare equal")
+	}
+	b = a
+	b.Hora = NewHora(a.Hora.Add(time.Second))
+	if Equal(a, b) {
+		t.Fatal("different times compare equal")
+	}
+}

@@ -44,13 +44,15 @@ func giveUpWindow() time.Duration {
 	return sum
 }
 
+var idSource record.IDSource // unique ids across every scenario of a run
+
 // NewRecord returns a valid record (record.Validate) with a fresh unique id.
 func NewRecord(vm string, rng *rand.Rand, procs int) record.Record {
 	total := int64(4096)
 	used := int64(512 + rng.IntN(3000))
 	cpu := float64(rng.IntN(10000)) / 100
 	r := record.Record{
-		ID: record.NewID(time.Now()), VM: vm,
+		ID: idSource.New(time.Now()), VM: vm,
 		TotalRAM: total, UsoRAM: used, RAMLibre: total - used,
 		PorcentajeRAM:    float64(int(10000*float64(used)/float64(total))) / 100,
 		PorcentajeCPUUso: cpu, PorcentajeCPULibre: float64(int(10000-cpu*100)) / 100,

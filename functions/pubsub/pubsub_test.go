@@ -68,8 +68,8 @@ func TestTopicAndSubscriptionLifecycle(t *testing.T) {
 	}
 }
 
-// TestPublishAfterStopIsReported: a record handed over after Stop is not silently
-// lost: each gets an error result (and a log line).
+// TestPublishAfterStopIsReported: a batch handed over after Stop is not silently
+// lost: its done callback gets an error (and a log line).
 func TestPublishAfterStopIsReported(t *testing.T) {
 	ctx := context.Background()
 	c, err := Connect(ctx, "vmpulse-test", testenv.PubsubEmulator(t))
@@ -81,7 +81,7 @@ func TestPublishAfterStopIsReported(t *testing.T) {
 	if err := EnsureTopic(ctx, c, topic, true); err != nil {
 		t.Fatal(err)
 	}
-	p := NewPublisher(c, topic, slog.New(slog.DiscardHandler))
+	p := NewPublisher(c, topic, "route1", slog.New(slog.DiscardHandler))
 	var mu sync.Mutex
 	var ok, failed int
 	done := func(err error) {
@@ -94,11 +94,11 @@ func TestPublishAfterStopIsReported(t *testing.T) {
 		}
 	}
 	recs := []record.Record{{ID: "a", VM: "v"}, {ID: "b", VM: "v"}}
-	p.Publish(ctx, "route1", time.Now(), time.Millisecond, recs, done)
+	p.Publish(ctx, Batch{ID: 1, StoredAt: time.Now()}, recs, done)
 	p.Stop()
-	p.Publish(ctx, "route1", time.Now(), time.Millisecond, recs, done)
-	if ok != 2 || failed != 2 {
-		t.Fatalf("ok %d failed %d, want 2 and 2", ok, failed)
+	p.Publish(ctx, Batch{ID: 2, StoredAt: time.Now()}, recs, done)
+	if ok != 1 || failed != 1 || p.Err() != nil {
+		t.Fatalf("ok %d failed %d (err %v), want one batch published and one refused", ok, failed, p.Err())
 	}
 }
 
