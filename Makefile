@@ -50,7 +50,7 @@ vet: ## go vet and gofmt over every module
 	@for m in $(INFRA_MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 
-test: deps services build web vet test-go test-web ## every test, against real MariaDB, the Pub/Sub emulator, qemu and Chromium
+test: deps services build web vet test-go test-faults test-web ## every test, against real MariaDB, the Pub/Sub emulator, qemu and Chromium, fault injection included
 
 test-go: ## Go tests (unit, integration, kernel under qemu, Locust, manifests, Terraform), then bounded fuzzing
 	set -o pipefail; { $(GO) test -count=1 -json -timeout 30m ./... && \
@@ -78,5 +78,6 @@ clean: ## remove build outputs
 	$(MAKE) -C kernel clean
 
 include agent/bench.mk
+include functions/faults/faults.mk
 include loadtest/load.mk
 include k8s/deploy.mk
