@@ -96,6 +96,40 @@ type loadResult struct {
 	p50, p99, max  time.Duration
 	rate           float64       // messages received per second of publishing
 	cpu            time.Duration // CPU of this process (clients, and the server when in-process) per message
+	stalls         int           // times a 5 ms ticker of this process ran 50 ms late or more
+	worstStall     time.Duration
+}
+
+// watchStalls measures how late a 5 ms ticker runs until stop is closed: on a
+// shared machine, when the whole process did not get the CPU (or a garbage
+// collection's stop-the-world was stretched by the OS), whatever the server.
+func watchStalls(stop <-chan struct{}) (count func() (int, time.Duration)) {
+	var mu sync.Mutex
+	n, worst := 0, time.Duration(0)
+	go func() {
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-stop:
+				return
+			case now := <-t.C:
+				if late := now.Sub(last) - 5*time.Millisecond; late >= 50*time.Millisecond {
+					mu.Lock()
+					n++
+					worst = max(worst, late)
+					mu.Unlock()
+				}
+				last = now
+			}
+		}
+	}()
+	return func() (int, time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		return n, worst
+	}
 }
 
 // cpuTime is the CPU time this process used so far.
@@ -203,6 +237,8 @@ func runLoad(b testing.TB, addr string, rate int, d, drain time.Duration) loadRe
 			}
 		}
 	}()
+	stopWatch := make(chan struct{})
+	stalls := watchStalls(stopWatch)
 	start := time.Now()
 	tick := time.NewTicker(2 * time.Millisecond)
 	sent := 0
@@ -236,11 +272,13 @@ func runLoad(b testing.TB, addr string, rate int, d, drain time.Duration) loadRe
 		}
 	}
 	end := time.Now().UnixNano()
+	close(stopWatch)
 	rcancel()
 	<-recvDone
 
 	res := loadResult{sent: total, failed: nFailed, received: int(received.Load()), dups: int(dups.Load())}
 	res.cpu = (cpuTime() - cpu0) / time.Duration(total)
+	res.stalls, res.worstStall = stalls()
 	res.rate = float64(res.received) / publishing.Seconds()
 	lat := make([]time.Duration, 0, total)
 	for i := range total {
@@ -322,6 +360,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 					b.ReportMetric(float64(r.failed), "publish_failed")
 					b.ReportMetric(float64(r.dups), "dups")
 					b.ReportMetric(float64(r.cpu.Microseconds()), "cpu_us/msg")
+					b.ReportMetric(float64(r.stalls), "stalls")
 					if emu, ok := got["emulator"]; ok && srv.name != "emulator" && emu.p99 > 0 {
 						b.ReportMetric(float64(r.p50)/float64(emu.p50), "p50_x_emulator")
 						b.ReportMetric(float64(r.p99)/float64(emu.p99), "p99_x_emulator")
@@ -336,7 +375,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 
 func printTable(w io.Writer, rate int, d time.Duration, got map[string]loadResult) {
 	fmt.Fprintf(w, "\npublish → subscriber, %d msg/s for %v, ~950-byte records, real v2 client (load average now %s):\n", rate, d, loadAvg())
-	fmt.Fprintf(w, "%-9s %8s %8s %8s %9s %6s %6s %5s %10s %10s %12s\n", "server", "p50 ms", "p99 ms", "max ms", "received", "lost", "failed", "dups", "p50/emu", "p99/emu", "cpu µs/msg")
+	fmt.Fprintf(w, "%-9s %8s %8s %8s %9s %6s %6s %5s %10s %10s %12s %15s\n", "server", "p50 ms", "p99 ms", "max ms", "received", "lost", "failed", "dups", "p50/emu", "p99/emu", "cpu µs/msg", "stalls (worst)")
 	emu, hasEmu := got["emulator"]
 	for _, srv := range servers {
 		r, ok := got[srv.name]
@@ -348,10 +387,11 @@ func printTable(w io.Writer, rate int, d time.Duration, got map[string]loadResul
 			r50 = fmt.Sprintf("%.2f", float64(r.p50)/float64(emu.p50))
 			r99 = fmt.Sprintf("%.2f", float64(r.p99)/float64(emu.p99))
 		}
-		fmt.Fprintf(w, "%-9s %8.1f %8.1f %8.1f %9d %6d %6d %5d %10s %10s %12d\n", srv.name, ms(r.p50), ms(r.p99), ms(r.max), r.received, r.lost, r.failed, r.dups, r50, r99, r.cpu.Microseconds())
+		fmt.Fprintf(w, "%-9s %8.1f %8.1f %8.1f %9d %6d %6d %5d %10s %10s %12d %6d (%4.0f ms)\n", srv.name, ms(r.p50), ms(r.p99), ms(r.max), r.received, r.lost, r.failed, r.dups, r50, r99, r.cpu.Microseconds(), r.stalls, ms(r.worstStall))
 	}
 	fmt.Fprintln(w, "lost: published, not received 10 s after publishing ended (in the percentiles with their wait so far); failed: publications the client gave up on.")
 	fmt.Fprintln(w, "cpu µs/msg: this process only: the clients, plus the server for broker and pstest (the emulator is a separate JVM).")
+	fmt.Fprintln(w, "stalls: times a 5 ms ticker in this process ran ≥ 50 ms late (the process did not get the CPU), and the worst.")
 	fmt.Fprintln(w)
 }
 
