@@ -8,18 +8,9 @@ import { CapacityPanel, ConnPill, formatAgo, MetricChart, ProcessPanel, RoutePan
 import type { DashboardConfig } from './lib/config';
 import { browserDeps, RelayConnection, type ConnectionInfo } from './lib/connection';
 import { LANG_KEY, translator, type Lang } from './lib/i18n';
-import {
-  capacityView,
-  chartView,
-  DashboardStore,
-  processView,
-  routeView,
-  WINDOWS_S,
-  type CapacityView,
-  type ChartView,
-  type ProcessView,
-  type RouteRow,
-} from './lib/store';
+import { DashboardStore, WINDOWS_S } from './lib/store';
+import type { CapacityView } from './lib/verdict';
+import { capacityView, chartView, processView, routeView, type ChartView, type ProcessView, type RouteRow } from './lib/views';
 import type { VmRecord } from './lib/types';
 import { hooks, mark } from './testHooks';
 

@@ -2,10 +2,10 @@
 // a few times per second; none of them touches the store.
 import type { ConnectionInfo } from '../lib/connection';
 import { fmt, type Lang, type T } from '../lib/i18n';
-import { THRESHOLDS, type CapacityView, type ProcessView, type RouteRow } from '../lib/store';
+import { THRESHOLDS, type CapacityView } from '../lib/verdict';
+import type { ChartView, ProcessView, RouteRow } from '../lib/views';
 import type { VmRecord } from '../lib/types';
 import { LiveChart, Sparkline } from './LiveChart';
-import type { ChartView } from '../lib/store';
 
 export function ConnPill({ info, t, now }: { info: ConnectionInfo; t: T; now: number }) {
   const retry =

@@ -1,0 +1,209 @@
+// View builders: what the panels draw, computed from the DashboardStore a few times per
+// second. They only read the store; each returns plain data (zero-copy subarrays of the
+// store's buffers where uPlot draws them directly).
+import { COL, type DashboardStore } from './store';
+import { SeriesBuffer } from './series';
+import { downsampleLast, maxOf, quantiles, rollingMean, secondMeans } from './stats';
+import type { TopProcess } from './types';
+import { verdictOf, type CapacityView } from './verdict';
+
+/** The smoothing of the bold chart line and of the headline value, seconds. */
+export const SMOOTH_S = 1;
+
+export interface ChartView {
+  /** seconds */
+  t: Float64Array;
+  cpu: Float32Array;
+  ram: Float32Array;
+  /** mean over the trailing SMOOTH_S at every sample (equal to the raw value when
+   * samples are SMOOTH_S or more apart); empty when not asked for */
+  cpuAvg: Float32Array;
+  ramAvg: Float32Array;
+  /** samples within the last SMOOTH_S (what the headline value averages) */
+  lastSecondSamples: number;
+  /** the x range shown: [toT - window, toT] */
+  fromT: number;
+  toT: number;
+  points: number;
+}
+
+// Scratch space for the smoothed series, reused across flushes (uPlot reads them only
+// when it draws, right after setData), so 4 flushes per second allocate nothing big.
+const scratch = new WeakMap<SeriesBuffer, { cpu: Float32Array; ram: Float32Array }>();
+
+function scratchFor(s: SeriesBuffer, n: number) {
+  let sc = scratch.get(s);
+  if (!sc || sc.cpu.length < n) {
+    const len = Math.max(n, Math.min(2 * n, 2 * s.cap), 1024);
+    sc = { cpu: new Float32Array(len), ram: new Float32Array(len) };
+    scratch.set(s, sc);
+  }
+  return sc;
+}
+
+/** chartView is the selected VM's samples in the window ending at its newest sample. */
+export function chartView(store: DashboardStore, vm: string, windowS: number, smooth = true): ChartView {
+  const st = store.vms.get(vm);
+  if (!st || st.series.length === 0) {
+    const now = Date.now() / 1000;
+    const e = new Float32Array(0);
+    return { t: new Float64Array(0), cpu: e, ram: e, cpuAvg: e, ramAvg: e, lastSecondSamples: 0, fromT: now - windowS, toT: now, points: 0 };
+  }
+  const s = st.series;
+  const toT = s.newest;
+  const fromT = toT - windowS;
+  const [a, b] = s.range(fromT, toT);
+  // start the rolling mean SMOOTH_S earlier so the left edge is a full average too
+  let cpuAvg: Float32Array = new Float32Array(0);
+  let ramAvg = cpuAvg;
+  if (smooth) {
+    const a0 = s.lowerBound(fromT - SMOOTH_S);
+    const sc = scratchFor(s, b - a0);
+    const tt = s.times(a0, b);
+    rollingMean(tt, s.col(COL.cpu, a0, b), SMOOTH_S, sc.cpu);
+    rollingMean(tt, s.col(COL.ram, a0, b), SMOOTH_S, sc.ram);
+    const off = a - a0;
+    cpuAvg = sc.cpu.subarray(off, off + (b - a));
+    ramAvg = sc.ram.subarray(off, off + (b - a));
+  }
+  return {
+    t: s.times(a, b),
+    cpu: s.col(COL.cpu, a, b),
+    ram: s.col(COL.ram, a, b),
+    cpuAvg,
+    ramAvg,
+    lastSecondSamples: b - s.upperBound(toT - SMOOTH_S),
+    fromT,
+    toT,
+    points: b - a,
+  };
+}
+
+export interface ProcRow {
+  key: 'running' | 'sleeping' | 'zombie' | 'stopped' | 'other' | 'total';
+  value: number;
+  /** change vs the last sample at least 60 s older than the newest; null without one */
+  delta: number | null;
+  spark: number[];
+}
+
+export interface ProcessView {
+  rows: ProcRow[];
+  hora: string;
+  /** the four states + other == total (always true by construction unless the record is inconsistent) */
+  consistent: boolean;
+  top: { procs: TopProcess[]; hora: string } | null;
+}
+
+function procValues(s: SeriesBuffer, i: number) {
+  const run = s.at(COL.run, i);
+  const sleep = s.at(COL.sleep, i);
+  const zombie = s.at(COL.zombie, i);
+  const stop = s.at(COL.stop, i);
+  const total = s.at(COL.total, i);
+  return { running: run, sleeping: sleep, zombie, stopped: stop, other: total - run - sleep - zombie - stop, total };
+}
+
+/** processView is the process table for the selected VM's newest sample. */
+export function processView(store: DashboardStore, vm: string, windowS: number, sparkBuckets = 40): ProcessView | null {
+  const st = store.vms.get(vm);
+  if (!st || st.series.length === 0 || !st.latest) return null;
+  const s = st.series;
+  const [start, end] = s.bounds();
+  const now = procValues(s, end - 1);
+  const ago = s.upperBound(s.newest - 60) - 1;
+  const then = ago >= start ? procValues(s, ago) : null;
+  const fromT = s.newest - windowS;
+  const [a, b] = s.range(fromT, s.newest);
+  const times = s.times(a, b);
+  const other = new Float64Array(b - a);
+  for (let i = a; i < b; i++) {
+    other[i - a] = s.at(COL.total, i) - s.at(COL.run, i) - s.at(COL.sleep, i) - s.at(COL.zombie, i) - s.at(COL.stop, i);
+  }
+  const colOf = { running: COL.run, sleeping: COL.sleep, zombie: COL.zombie, stopped: COL.stop, total: COL.total };
+  const keys: ProcRow['key'][] = ['running', 'sleeping', 'zombie', 'stopped', 'other', 'total'];
+  const rows = keys.map((k) => ({
+    key: k,
+    value: now[k],
+    delta: then ? now[k] - then[k] : null,
+    spark: downsampleLast(times, k === 'other' ? other : s.col(colOf[k], a, b), fromT, s.newest, sparkBuckets),
+  }));
+  return {
+    rows,
+    hora: st.latest.hora,
+    consistent: now.other >= 0,
+    top: st.latestTop ? { procs: st.latestTop.procs, hora: st.latestTop.hora } : null,
+  };
+}
+
+/**
+ * capacityView summarizes the selected VM over the window. CPU is judged on
+ * one-second means: a sample taken every 10 ms sees a core either busy or idle for
+ * the whole tick, so raw samples flip between 0 and 100 % and their p95 says nothing
+ * about load. With samples a second or more apart the means are the samples.
+ */
+export function capacityView(store: DashboardStore, vm: string, windowS: number): CapacityView {
+  const cv = chartView(store, vm, windowS, false);
+  const cpuSec = secondMeans(cv.t, cv.cpu);
+  const [cpuP50, cpuP95] = quantiles(cpuSec, [0.5, 0.95]);
+  const [ramP95] = quantiles(cv.ram, [0.95]);
+  const base = {
+    cpuPeak: maxOf(cpuSec),
+    cpuP95,
+    cpuP50,
+    ramPeak: maxOf(cv.ram),
+    ramP95,
+    records: cv.points,
+    coveredS: cv.points > 1 ? cv.t[cv.points - 1] - cv.t[0] : 0,
+    windowS,
+  };
+  return { ...base, ...verdictOf(base) };
+}
+
+export interface RouteRow {
+  route: string;
+  /** records/s over the last `liveS` seconds (relay clock) */
+  rateLive: number;
+  /** records/s over the window (or since the route was first seen, if later) */
+  rateWindow: number;
+  inWindow: number;
+  total: number;
+  p50: number;
+  p95: number;
+}
+
+const ROUTE_ORDER = ['route1', 'route2'];
+
+/** routeView is the route race: per route, rates and commit latency over the window. */
+export function routeView(store: DashboardStore, nowS: number, windowS: number, liveS = 10): RouteRow[] {
+  const names = [...store.routes.keys()].sort((x, y) => {
+    const ix = ROUTE_ORDER.indexOf(x);
+    const iy = ROUTE_ORDER.indexOf(y);
+    return (ix < 0 ? 99 : ix) - (iy < 0 ? 99 : iy) || x.localeCompare(y);
+  });
+  for (const r of ROUTE_ORDER) if (!names.includes(r)) names.splice(ROUTE_ORDER.indexOf(r), 0, r);
+  return names.map((name) => {
+    const rs = store.routes.get(name);
+    if (!rs) return { route: name, rateLive: 0, rateWindow: 0, inWindow: 0, total: 0, p50: NaN, p95: NaN };
+    const s = rs.series;
+    // Upper bound +Infinity: an item stamped a hair after the estimated relay clock
+    // (clock drift) still counts.
+    const [la, lb] = s.range(nowS - liveS, Infinity);
+    const [wa, wb] = s.range(nowS - windowS, Infinity);
+    const [p50, p95] = quantiles(s.col(0, wa, wb), [0.5, 0.95]);
+    // Divide by the time the buffer actually covers when that is shorter than the
+    // interval: a route seen for less than the interval (at the start), or one whose
+    // buffer hit its sample cap and so holds less than the window (a fast route over
+    // 15 min). Dividing by the whole interval would understate either.
+    const covered = Math.max(s.length > 0 ? nowS - s.oldest : nowS - rs.firstT, 1);
+    return {
+      route: name,
+      rateLive: (lb - la) / Math.min(liveS, covered),
+      rateWindow: (wb - wa) / Math.min(windowS, covered),
+      inWindow: wb - wa,
+      total: rs.total,
+      p50,
+      p95,
+    };
+  });
+}
