@@ -4,13 +4,13 @@
 // per second. So 100 records/s cost four renders per second, not a hundred.
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { ErrorBoundary, PanelError } from './components/ErrorBoundary';
-import { CapacityPanel, ConnPill, formatAgo, MetricChart, ProcessPanel, RoutePanel, windowLabel } from './components/Panels';
+import { CapacityPanel, ConnPill, MetricChart, ProcessPanel, RoutePanel } from './components/Panels';
+import { formatAgo, windowLabel } from './lib/format';
 import type { DashboardConfig } from './lib/config';
 import { browserDeps, RelayConnection, type ConnectionInfo } from './lib/connection';
 import { LANG_KEY, translator, type Lang } from './lib/i18n';
 import { DashboardStore, WINDOWS_S } from './lib/store';
-import type { CapacityView } from './lib/verdict';
-import { capacityView, chartView, processView, routeView, type ChartView, type ProcessView, type RouteRow } from './lib/views';
+import { capacityView, chartView, processView, routeView, type CapacityView, type ChartView, type ProcessView, type RouteRow } from './lib/views';
 import type { VmRecord } from './lib/types';
 import { hooks, mark } from './testHooks';
 

@@ -1,9 +1,10 @@
 // The panels of the dashboard. They are pure functions of the views the App computes
 // a few times per second; none of them touches the store.
 import type { ConnectionInfo } from '../lib/connection';
+import { formatAgo, formatClock, formatDuration, windowLabel } from '../lib/format';
 import { fmt, type Lang, type T } from '../lib/i18n';
-import { THRESHOLDS, type CapacityView } from '../lib/verdict';
-import type { ChartView, ProcessView, RouteRow } from '../lib/views';
+import { THRESHOLDS } from '../lib/verdict';
+import type { CapacityView, ChartView, ProcessView, RouteRow } from '../lib/views';
 import type { VmRecord } from '../lib/types';
 import { LiveChart, Sparkline } from './LiveChart';
 
@@ -17,19 +18,6 @@ export function ConnPill({ info, t, now }: { info: ConnectionInfo; t: T; now: nu
       {retry !== null && <span className="muted small"> · {t('retryIn', { s: retry })}</span>}
     </div>
   );
-}
-
-export function formatAgo(s: number, lang: Lang): string {
-  if (!Number.isFinite(s)) return '—';
-  const v = Math.max(0, s);
-  if (v < 10) return `${fmt(lang, v, 1)} s`;
-  if (v < 120) return `${Math.round(v)} s`;
-  if (v < 7200) return `${Math.round(v / 60)} min`;
-  return `${Math.round(v / 3600)} h`;
-}
-
-export function windowLabel(s: number): string {
-  return `${Math.round(s / 60)} min`;
 }
 
 export function MetricChart(props: {
@@ -82,7 +70,7 @@ export function MetricChart(props: {
   );
 }
 
-const VERDICT_CLASS = { ok: 'good', tight: 'warn', fail: 'bad', insufficient: 'neutral' } as const;
+const VERDICT_CLASS = { ok: 'good', tight: 'warn', fail: 'bad', unstressed: 'idle', insufficient: 'neutral' } as const;
 
 export function CapacityPanel({ cap, lang, t }: { cap: CapacityView | null; lang: Lang; t: T }) {
   if (!cap) return null;
@@ -120,19 +108,44 @@ export function CapacityPanel({ cap, lang, t }: { cap: CapacityView | null; lang
           'cap-records',
         )}
       </div>
+      <Explanation cap={cap} t={t} />
       <p className="muted small">
-        {t('covered', { s: formatAgo(cap.coveredS, lang) })}. {' '}
+        {t('covered', { s: formatAgo(cap.coveredS, lang) })}.{' '}
         {t('verdictRule', {
           cpuTight: THRESHOLDS.cpuP95Tight,
           ramTight: THRESHOLDS.ramPeakTight,
           cpuFail: THRESHOLDS.cpuP95Fail,
           ramFail: THRESHOLDS.ramPeakFail,
+          cpuIdle: THRESHOLDS.cpuP95Unstressed,
+          ramIdle: THRESHOLDS.ramPeakUnstressed,
           minSamples: THRESHOLDS.minSamples,
           minCover: THRESHOLDS.minCoverS,
         })}{' '}
         {t('verdictScope')}
       </p>
     </section>
+  );
+}
+
+/** Explanation says why: which resource ran out first and when, or that nothing was pushed. */
+export function Explanation({ cap, t }: { cap: Pick<CapacityView, 'verdict' | 'crossing'>; t: T }) {
+  const c = cap.crossing;
+  let text = '';
+  if (c) {
+    text = t(c.resource === 'cpu' ? 'explainCpu' : 'explainRam', {
+      pct: c.resource === 'cpu' ? THRESHOLDS.cpuP95Tight : THRESHOLDS.ramPeakTight,
+      trail: THRESHOLDS.trailingS,
+      at: formatClock(c.atS),
+      in: formatDuration(c.sinceStartS),
+    });
+  } else if (cap.verdict === 'unstressed') {
+    text = t('explainUnstressed', { cpu: THRESHOLDS.cpuP95Unstressed, ram: THRESHOLDS.ramPeakUnstressed });
+  }
+  if (!text) return null;
+  return (
+    <p className="explain" data-testid="verdict-explain" data-resource={c?.resource ?? ''}>
+      {text}
+    </p>
   );
 }
 

@@ -3,9 +3,9 @@
 // store's buffers where uPlot draws them directly).
 import { COL, type DashboardStore } from './store';
 import { SeriesBuffer } from './series';
-import { downsampleLast, maxOf, quantiles, rollingMean, secondMeans } from './stats';
+import { downsampleLast, quantiles, rollingMean } from './stats';
 import type { TopProcess } from './types';
-import { verdictOf, type CapacityView } from './verdict';
+import { judge, type Judgement } from './verdict';
 
 /** The smoothing of the bold chart line and of the headline value, seconds. */
 export const SMOOTH_S = 1;
@@ -136,28 +136,14 @@ export function processView(store: DashboardStore, vm: string, windowS: number, 
   };
 }
 
-/**
- * capacityView summarizes the selected VM over the window. CPU is judged on
- * one-second means: a sample taken every 10 ms sees a core either busy or idle for
- * the whole tick, so raw samples flip between 0 and 100 % and their p95 says nothing
- * about load. With samples a second or more apart the means are the samples.
- */
+export interface CapacityView extends Judgement {
+  windowS: number;
+}
+
+/** capacityView judges the VM over the window ending at its newest sample (see verdict.ts). */
 export function capacityView(store: DashboardStore, vm: string, windowS: number): CapacityView {
   const cv = chartView(store, vm, windowS, false);
-  const cpuSec = secondMeans(cv.t, cv.cpu);
-  const [cpuP50, cpuP95] = quantiles(cpuSec, [0.5, 0.95]);
-  const [ramP95] = quantiles(cv.ram, [0.95]);
-  const base = {
-    cpuPeak: maxOf(cpuSec),
-    cpuP95,
-    cpuP50,
-    ramPeak: maxOf(cv.ram),
-    ramP95,
-    records: cv.points,
-    coveredS: cv.points > 1 ? cv.t[cv.points - 1] - cv.t[0] : 0,
-    windowS,
-  };
-  return { ...base, ...verdictOf(base) };
+  return { ...judge(cv.t, cv.cpu, cv.ram), windowS };
 }
 
 export interface RouteRow {
