@@ -57,14 +57,111 @@ describe('DashboardStore ingest', () => {
     expect(st.accepted).toBe(1);
   });
 
-  it('keeps VMs apart and caps their number', () => {
+  it('keeps VMs apart; a new name beyond maxVms evicts the least active VM, never the pinned one', () => {
     const st = new DashboardStore({ ...DEFAULT_LIMITS, maxVms: 2 });
-    st.ingest(batch([item(T0, { vm: 'a' }), item(T0 + 1, { vm: 'b' }), item(T0 + 2, { vm: 'c' }), item(T0 + 3, { vm: 'a' })]), T0);
-    expect(st.vmNames()).toEqual(['a', 'b']);
-    expect(st.vms.get('a')!.received).toBe(2);
-    expect(st.limited).toBe(1);
-    expect(chartView(st, 'b', 60).points).toBe(1);
+    // a sends 3 records, b one
+    st.ingest(batch([item(T0, { vm: 'a' }), item(T0 + 1, { vm: 'a' }), item(T0 + 2, { vm: 'a' }), item(T0 + 3, { vm: 'b' })]), T0);
+    st.ingest(batch([item(T0 + 4, { vm: 'c' })]), T0 + 1000);
+    expect(st.vmNames().sort()).toEqual(['a', 'c']);
+    expect(st.evicted).toBe(1);
+    expect(st.vms.get('a')!.received).toBe(3);
+    expect(chartView(st, 'c', 60).points).toBe(1);
     expect(chartView(st, 'nope', 60).points).toBe(0);
+    // the user picked c: d evicts a, although a was more active
+    st.pin('c');
+    st.ingest(batch([item(T0 + 5, { vm: 'd' })]), T0 + 2000);
+    expect(st.vmNames().sort()).toEqual(['c', 'd']);
+    expect(st.totalSamples).toBe(2);
+  });
+
+  it('is not starved by a flood of invented VM names, and keeps the picked one', () => {
+    const st = new DashboardStore();
+    // the real VM: one sample a second for 5 minutes
+    for (let s = 0; s < 300; s++) st.ingest(batch([item(T0 + s * 1000, { vm: 'real' })]), T0 + s * 1000 + 50);
+    // a flood VM the user happens to pick
+    st.ingest(batch([item(T0 + 300_000, { vm: 'flood-picked' })]), T0 + 300_050);
+    st.pin('flood-picked');
+    // then 100 s of 200 invented names a second, the real VM still sending
+    let n = 0;
+    for (let s = 300; s < 400; s++) {
+      const items: RelayItem[] = [item(T0 + s * 1000, { vm: 'real' })];
+      for (let k = 0; k < 200; k++) items.push(item(T0 + s * 1000 + k, { vm: `flood-${n++}` }));
+      st.ingest(batch(items), T0 + s * 1000 + 50);
+    }
+    expect(st.vms.size).toBe(DEFAULT_LIMITS.maxVms);
+    expect(st.vms.has('real')).toBe(true);
+    expect(st.vms.get('real')!.received).toBe(400);
+    expect(chartView(st, 'real', 900).points).toBe(400);
+    expect(st.vms.has('flood-picked')).toBe(true);
+    expect(st.evicted).toBe(20_001 - (DEFAULT_LIMITS.maxVms - 1));
+    expect(st.totalSamples).toBe([...st.vms.values()].reduce((a, v) => a + v.series.length, 0));
+  });
+
+  it('bounds the samples of all VMs together, trimming the VM that holds the most', () => {
+    const limits = { ...DEFAULT_LIMITS, maxSamplesTotal: 20_000, maxVms: 8 };
+    const st = new DashboardStore(limits);
+    // 8 VMs at 100 records/s each for 60 s: 48 000 samples offered
+    let t = T0;
+    for (let f = 0; f < 600; f++) {
+      const items: RelayItem[] = [];
+      for (let v = 0; v < 8; v++) for (let i = 0; i < 10; i++) items.push(item(t + i, { vm: `vm-${v}` }));
+      t += 100;
+      st.ingest(batch(items), t);
+    }
+    expect(st.accepted).toBe(48_000);
+    expect(st.totalSamples).toBeLessThanOrEqual(limits.maxSamplesTotal);
+    const held = [...st.vms.values()].map((v) => v.series.length);
+    expect(st.totalSamples).toBe(held.reduce((a, b) => a + b, 0));
+    // shared out: nobody holds much more than an eighth
+    expect(Math.max(...held)).toBeLessThan(limits.maxSamplesTotal / 8 + 1000);
+    const allocated = [...st.vms.values()].reduce((a, v) => a + v.series.allocated, 0);
+    expect(allocated).toBeLessThanOrEqual(4 * limits.maxSamplesTotal);
+    // what is held is the newest
+    expect(chartView(st, 'vm-0', 60).toT).toBeCloseTo((t - 100 + 9) / 1000, 3);
+  });
+
+  it('draws a replay at its sample time and says how far behind its commit it is', () => {
+    const st = new DashboardStore();
+    const taken = T0 - 2 * 3600_000;
+    // samples taken two hours ago, one a second, sent now at 20 a second
+    const items = Array.from({ length: 60 }, (_, i) => {
+      const it = item(T0 + i * 50, { vm: 'replayed' });
+      it.record.hora = new Date(taken + i * 1000).toISOString().slice(0, 19).replace('T', ' ');
+      return it;
+    });
+    st.ingest(batch(items), T0 + 3000);
+    const vm = st.vms.get('replayed')!;
+    expect(vm.latestT).toBe((taken + 59_000) / 1000);
+    expect(vm.lagS).toBeCloseTo((T0 + 59 * 50 - (taken + 59_000)) / 1000, 3);
+    const cv = chartView(st, 'replayed', 60);
+    expect(cv.points).toBe(60);
+    expect(cv.t[0]).toBe(taken / 1000);
+    // the route race stays on commit time
+    expect(routeView(st, (T0 + 3000) / 1000, 60)[0].rateLive).toBeGreaterThan(0);
+  });
+
+  it('keeps where the newest sample was read', () => {
+    const st = new DashboardStore();
+    st.ingest(batch([item(T0, { source: 'kmod' }), item(T0 + 1000, { source: 'procfs' }), item(T0 + 500, { source: 'kmod' })]), T0 + 1000);
+    expect(st.vms.get('vm-1')!.source).toBe('procfs');
+    st.ingest(batch([item(T0 + 2000, { vm: 'other' })]), T0 + 2000);
+    expect(st.vms.get('other')!.source).toBe('');
+  });
+
+  it('lists the ids it holds by commit time', () => {
+    const st = new DashboardStore();
+    const items = stream(10, 100);
+    st.ingest(batch(items), T0 + 1000);
+    expect(st.committedBetween(T0 + 200, T0 + 500).sort()).toEqual(items.slice(2, 5).map((x) => x.record.id).sort());
+  });
+
+  it('refuses a sample taken long after its own commit', () => {
+    const st = new DashboardStore();
+    const it = item(T0);
+    it.record.hora = new Date(T0 + 10 * 60_000).toISOString().slice(0, 19).replace('T', ' ');
+    st.ingest(batch([it, item(T0 + 10)]), T0 + 20);
+    expect(st.invalid).toBe(1);
+    expect(st.accepted).toBe(1);
   });
 
   it('bounds memory for an hour at 100 records/s', () => {
