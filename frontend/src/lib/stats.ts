@@ -156,3 +156,22 @@ export function secondMeansAt(
   }
   return { seconds: Float64Array.from(seconds), means: Float64Array.from(means) };
 }
+
+/**
+ * bucketMeans averages (sorted) values per whole second from fromS (an integer) on:
+ * out[k] is the mean of the values whose time lies in [fromS + k, fromS + k + 1), or
+ * null for a second without any (a gap on a chart).
+ */
+export function bucketMeans(times: ArrayLike<number>, values: ArrayLike<number>, fromS: number, n: number): (number | null)[] {
+  const sums = new Float64Array(n);
+  const counts = new Uint32Array(n);
+  for (let i = 0; i < times.length; i++) {
+    const k = Math.floor(times[i]) - fromS;
+    if (k < 0 || k >= n) continue;
+    sums[k] += values[i];
+    counts[k]++;
+  }
+  const out = new Array<number | null>(n);
+  for (let k = 0; k < n; k++) out[k] = counts[k] ? sums[k] / counts[k] : null;
+  return out;
+}

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DashboardStore, DEFAULT_LIMITS } from './store';
 import { batch, item, stream, T0 } from './testdata';
 import type { RelayItem } from './types';
-import { capacityView, chartView, processView, routeView } from './views';
+import { capacityView, chartView, compareView, MAX_COMPARE_LINES, processView, routeView } from './views';
 
 describe('views', () => {
   it('windows the chart to the newest sample', () => {
@@ -184,5 +184,69 @@ describe('route race', () => {
     expect(rows.map((r) => r.route)).toEqual(['route1', 'route2', '']);
     expect(rows[0].total).toBe(0);
     expect(rows[0].p95).toBeNaN();
+  });
+});
+
+describe('compare', () => {
+  /** three VMs, one sample a second for two minutes: CPU-bound, RAM-bound, idle */
+  function threeVms(): DashboardStore {
+    const st = new DashboardStore();
+    for (let i = 0; i < 120; i++) {
+      st.ingest(
+        batch([
+          item(T0 + i * 1000, { vm: 'cpu-vm', porcentaje_cpu_uso: i < 60 ? 20 : 95, porcentaje_ram: 40, source: 'kmod' }),
+          item(T0 + i * 1000 + 1, { vm: 'ram-vm', porcentaje_cpu_uso: 30, porcentaje_ram: i < 30 ? 60 : 92, source: 'procfs' }),
+          item(T0 + i * 1000 + 2, { vm: 'idle-vm', porcentaje_cpu_uso: 5, porcentaje_ram: 20 }),
+        ]),
+        T0 + i * 1000 + 10,
+      );
+    }
+    return st;
+  }
+
+  it('judges each VM and charts one-second means over one window', () => {
+    const st = threeVms();
+    const cv = compareView(st, 60, T0 + 120_000, null, { 'cpu-vm': 'e2-small' });
+    const row = Object.fromEntries(cv.rows.map((r) => [r.vm, r]));
+    expect(row['cpu-vm'].verdict).toBe('fail');
+    expect(row['cpu-vm'].machineType).toBe('e2-small');
+    expect(row['cpu-vm'].source).toBe('kmod');
+    expect(row['ram-vm'].verdict).toBe('fail');
+    expect(row['ram-vm'].reasons).toEqual(['ram']);
+    expect(row['ram-vm'].source).toBe('procfs');
+    expect(row['idle-vm'].verdict).toBe('unstressed');
+    expect(row['idle-vm'].machineType).toBe('');
+    expect(row['idle-vm'].procs).toBe(233);
+    expect(row['idle-vm'].replay).toBe(false);
+    // over 5 minutes the CPU-bound VM is seen crossing
+    const wide = compareView(st, 300, T0 + 120_000);
+    const cpu = wide.rows.find((r) => r.vm === 'cpu-vm')!;
+    expect(cpu.crossing).toMatchObject({ resource: 'cpu', atS: (T0 + 61_000) / 1000, sinceStartS: 61 });
+    expect(cv.t).toHaveLength(61);
+    expect(cv.toT).toBe(Math.floor((T0 + 119_002) / 1000));
+    expect(cv.lines.map((l) => l.vm)).toEqual(['cpu-vm', 'idle-vm', 'ram-vm']);
+    const cpuLine = cv.lines[0];
+    expect(cpuLine.cpu[60]).toBe(95);
+    expect(cpuLine.ram[0]).toBe(40);
+    expect(new Set(cv.lines.map((l) => l.color)).size).toBe(3);
+  });
+
+  it('charts the picked VM and the most active others, and lists all', () => {
+    const st = new DashboardStore();
+    const n = MAX_COMPARE_LINES + 4;
+    for (let v = 0; v < n; v++) {
+      // vm-0 sends once, the others more the higher their number
+      const items: RelayItem[] = [];
+      for (let i = 0; i <= v; i++) items.push(item(T0 + i * 1000 + v, { vm: `vm-${v}` }));
+      st.ingest(batch(items), T0 + 30_000);
+    }
+    const cv = compareView(st, 60, T0 + 30_000, 'vm-0');
+    expect(cv.rows).toHaveLength(n);
+    expect(cv.lines).toHaveLength(MAX_COMPARE_LINES);
+    const charted = cv.lines.map((l) => l.vm);
+    expect(charted).toContain('vm-0');
+    expect(charted).toContain(`vm-${n - 1}`);
+    expect(charted).not.toContain('vm-1');
+    expect(cv.rows.filter((r) => r.color !== null)).toHaveLength(MAX_COMPARE_LINES);
   });
 });

@@ -1,9 +1,9 @@
 // View builders: what the panels draw, computed from the DashboardStore a few times per
 // second. They only read the store; each returns plain data (zero-copy subarrays of the
 // store's buffers where uPlot draws them directly).
-import { COL, type DashboardStore } from './store';
+import { COL, REPLAY_LAG_S, type DashboardStore } from './store';
 import { SeriesBuffer } from './series';
-import { downsampleLast, quantiles, rollingMean } from './stats';
+import { bucketMeans, downsampleLast, quantiles, rollingMean } from './stats';
 import type { TopProcess } from './types';
 import { judge, type Judgement } from './verdict';
 
@@ -144,6 +144,103 @@ export interface CapacityView extends Judgement {
 export function capacityView(store: DashboardStore, vm: string, windowS: number): CapacityView {
   const cv = chartView(store, vm, windowS, false);
   return { ...judge(cv.t, cv.cpu, cv.ram), windowS };
+}
+
+/** A VM's line in the comparison table. */
+export interface CompareRow extends Judgement {
+  vm: string;
+  /** from the server's config; '' when unknown */
+  machineType: string;
+  /** where its newest sample was read: 'kmod', 'procfs' or '' */
+  source: string;
+  /** commit time minus sample time of its latest record, seconds; a replay past REPLAY_LAG_S */
+  lagS: number;
+  replay: boolean;
+  /** total and running processes in its newest sample */
+  procs: number;
+  running: number;
+  /** its newest sample time, seconds */
+  latestT: number;
+  /** the chart color, when the VM is on the comparison charts */
+  color: string | null;
+}
+
+export interface CompareView {
+  rows: CompareRow[];
+  /** the charts' x values: whole seconds from fromS to toS */
+  t: number[];
+  /** one line per charted VM: one-second means, null where the VM has no sample */
+  lines: { vm: string; color: string; cpu: (number | null)[]; ram: (number | null)[] }[];
+  fromT: number;
+  toT: number;
+  windowS: number;
+}
+
+/** Colors of the comparison lines, readable on the light and the dark theme. */
+export const COMPARE_COLORS = ['#ea580c', '#2563eb', '#059669', '#9333ea', '#db2777', '#0891b2', '#ca8a04', '#64748b'];
+/** at most this many VMs are drawn on the comparison charts (the table lists all) */
+export const MAX_COMPARE_LINES = COMPARE_COLORS.length;
+
+/**
+ * compareView puts the VMs side by side. Each VM is judged over the window ending at its
+ * own newest sample, as the detail view does; the charts share one x range, the window
+ * ending at the newest sample of any charted VM, and draw one-second means. The charts
+ * hold the picked VM and the most active others (MAX_COMPARE_LINES in all).
+ */
+export function compareView(
+  store: DashboardStore,
+  windowS: number,
+  clientNowMs: number,
+  picked: string | null = null,
+  machineTypes: Record<string, string> = {},
+): CompareView {
+  const names = store.vmNames();
+  const byActivity = [...names].sort((x, y) => store.activityOf(y, clientNowMs) - store.activityOf(x, clientNowMs) || x.localeCompare(y));
+  const charted = new Set<string>();
+  if (picked !== null && store.vms.has(picked)) charted.add(picked);
+  for (const n of byActivity) {
+    if (charted.size >= MAX_COMPARE_LINES) break;
+    charted.add(n);
+  }
+  const chartedSorted = [...charted].sort((x, y) => x.localeCompare(y));
+  const colorOf = new Map(chartedSorted.map((n, i) => [n, COMPARE_COLORS[i]]));
+
+  const rows: CompareRow[] = names.map((vm) => {
+    const st = store.vms.get(vm)!;
+    const cap = capacityView(store, vm, windowS);
+    return {
+      ...cap,
+      vm,
+      machineType: machineTypes[vm] ?? '',
+      source: st.source,
+      lagS: st.lagS,
+      replay: st.lagS > REPLAY_LAG_S,
+      procs: st.latest?.total_procesos ?? NaN,
+      running: st.latest?.procesos_corriendo ?? NaN,
+      latestT: st.latestT,
+      color: colorOf.get(vm) ?? null,
+    };
+  });
+
+  let toT = -Infinity;
+  for (const n of chartedSorted) toT = Math.max(toT, store.vms.get(n)!.latestT);
+  if (!Number.isFinite(toT)) toT = clientNowMs / 1000;
+  const toS = Math.floor(toT);
+  const fromS = toS - windowS;
+  const len = windowS + 1;
+  const t = Array.from({ length: len }, (_, k) => fromS + k);
+  const lines = chartedSorted.map((vm) => {
+    const s = store.vms.get(vm)!.series;
+    const [a, b] = s.range(fromS, toS + 1);
+    const times = s.times(a, b);
+    return {
+      vm,
+      color: colorOf.get(vm)!,
+      cpu: bucketMeans(times, s.col(COL.cpu, a, b), fromS, len),
+      ram: bucketMeans(times, s.col(COL.ram, a, b), fromS, len),
+    };
+  });
+  return { rows, t, lines, fromT: fromS, toT: toS, windowS };
 }
 
 export interface RouteRow {
