@@ -2,7 +2,8 @@
 // a few times per second; none of them touches the store.
 import type { ConnectionInfo } from '../lib/connection';
 import { formatAgo, formatClock, formatDuration, windowLabel } from '../lib/format';
-import { fmt, type Lang, type T } from '../lib/i18n';
+import { fmt, type Key, type Lang, type T } from '../lib/i18n';
+import { REPLAY_LAG_S } from '../lib/store';
 import { THRESHOLDS } from '../lib/verdict';
 import type { CapacityView, ChartView, ProcessView, RouteRow } from '../lib/views';
 import type { VmRecord } from '../lib/types';
@@ -41,7 +42,8 @@ export function MetricChart(props: {
   const sub = [chart.lastSecondSamples > 1 ? t('avgLastSecond', { n: chart.lastSecondSamples }) : '', detail]
     .filter(Boolean)
     .join(' · ');
-  const color = isCpu ? '#f97316' : '#3b82f6';
+  // at least 3:1 on the card: the headline is large text (WCAG AA)
+  const color = isCpu ? '#ea580c' : '#2563eb';
   return (
     <section className={`card chart-card chart-${kind}`} aria-labelledby={`h-${kind}`}>
       <header className="card-head">
@@ -70,7 +72,7 @@ export function MetricChart(props: {
   );
 }
 
-const VERDICT_CLASS = { ok: 'good', tight: 'warn', fail: 'bad', unstressed: 'idle', insufficient: 'neutral' } as const;
+export const VERDICT_CLASS = { ok: 'good', tight: 'warn', fail: 'bad', unstressed: 'idle', insufficient: 'neutral' } as const;
 
 export function CapacityPanel({ cap, lang, t }: { cap: CapacityView | null; lang: Lang; t: T }) {
   if (!cap) return null;
@@ -156,10 +158,50 @@ function Delta({ d }: { d: number | null }) {
   return <span className="muted">= 0</span>;
 }
 
-const STATE_NAMES: Record<Lang, Record<string, string>> = {
-  en: { R: 'running', S: 'sleeping', D: 'disk wait', I: 'idle', Z: 'zombie', T: 'stopped', t: 'traced', X: 'dead' },
-  es: { R: 'corriendo', S: 'durmiendo', D: 'espera de disco', I: 'inactivo', Z: 'zombie', T: 'parado', t: 'trazado', X: 'muerto' },
-};
+/** stateName is the translated name of a /proc state letter ('' for an unknown one). */
+function stateName(t: T, state: string): string {
+  return /^[RSDIZTtX]$/.test(state) ? t(`pstate_${state}` as Key) : '';
+}
+
+/** SourceBadge says where a VM's samples are read: kernel modules, the /proc fallback, or not said. */
+export function SourceBadge({ source, t }: { source: string; t: T }) {
+  const kind = source === 'kmod' || source === 'procfs' ? source : 'unknown';
+  return (
+    <span className={`chip source source-${kind}`} title={t(`sourceHelp_${kind}`)} data-testid="source" data-source={kind}>
+      {kind === 'procfs' && (
+        <span aria-hidden="true">⚠ </span>
+      )}
+      {t(`source_${kind}`)}
+    </span>
+  );
+}
+
+/** VmBar heads the detail view: which VM, where its samples come from, and whether they are a replay. */
+export function VmBar(props: { vm: string; source: string; lagS: number; latestT: number; t: T }) {
+  const { vm, source, lagS, latestT, t } = props;
+  const replay = lagS > REPLAY_LAG_S;
+  return (
+    <>
+      <section className="vmbar" aria-labelledby="h-vm" data-testid="vm-detail" data-vm={vm}>
+        <h2 id="h-vm">{t('vmDetail', { vm: vm === '' ? t('vmUnnamed') : vm })}</h2>
+        <span className="muted small">{t('source')}:</span>
+        <SourceBadge source={source} t={t} />
+        {replay && <span className="chip tag-replay">{t('replay')}</span>}
+      </section>
+      {source === 'procfs' && (
+        <p className="notice notice-warn" role="status" data-testid="procfs-warning">
+          <span aria-hidden="true">⚠ </span>
+          {t('procfsWarning', { vm: vm === '' ? t('vmUnnamed') : vm })}
+        </p>
+      )}
+      {replay && (
+        <p className="notice notice-info" data-testid="replay-banner" data-lag={Math.round(lagS)}>
+          {t('replayBanner', { at: formatClock(latestT), lag: formatDuration(lagS) })}
+        </p>
+      )}
+    </>
+  );
+}
 
 export function ProcessPanel({ pv, lang, t }: { pv: ProcessView | null; lang: Lang; t: T }) {
   return (
@@ -229,9 +271,17 @@ export function ProcessPanel({ pv, lang, t }: { pv: ProcessView | null; lang: La
               {pv.top.procs.map((p) => (
                 <tr key={`${p.pid}-${p.name}`}>
                   <td className="num">{p.pid}</td>
-                  <td className="name">{p.name}</td>
-                  <td title={STATE_NAMES[lang][p.state] ?? p.state}>
-                    {p.state} <span className="muted small">{STATE_NAMES[lang][p.state] ?? ''}</span>
+                  <td className="name">
+                    {p.name === '' ? (
+                      <span className="hidden-name" title={t('hiddenNameHelp')} data-testid="hidden-name">
+                        {t('hiddenName')}
+                      </span>
+                    ) : (
+                      p.name
+                    )}
+                  </td>
+                  <td title={stateName(t, p.state) || p.state}>
+                    {p.state} <span className="muted small">{stateName(t, p.state)}</span>
                   </td>
                   <td className="num">{fmt(lang, p.rss_mib, 0)}</td>
                 </tr>
@@ -301,7 +351,7 @@ export function RoutePanel({ rows, lang, t, windowS }: { rows: RouteRow[]; lang:
         ))}
       </div>
       {inWin > 0 && (
-        <div className="split" aria-label="split">
+        <div className="split" role="group" aria-label={t('split')}>
           {rows
             .filter((r) => r.inWindow > 0)
             .map((r, i) => (

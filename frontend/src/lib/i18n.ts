@@ -4,6 +4,9 @@
 
 export type Lang = 'es' | 'en';
 
+/** the languages of the ES/EN switch, in its order */
+export const LANGS: readonly Lang[] = ['es', 'en'];
+
 /** the language without any preference (also index.html's <html lang>) */
 export const DEFAULT_LANG: Lang = 'en';
 
@@ -40,6 +43,7 @@ const en = {
   window: 'Window',
   min: 'min',
   language: 'Language',
+  split: 'Split between the routes',
   state_connecting: 'connecting',
   state_live: 'live',
   state_reconnecting: 'reconnecting',
@@ -107,7 +111,6 @@ const en = {
   stats: '{accepted} records, {dup} duplicates skipped, {invalid} invalid',
   limited: '{n} dropped (older than the 16 minutes kept, or over the memory caps)',
   evicted: '{n} VM names dropped to keep the {max} most active',
-  vmSelect: 'Select VM',
   seconds: 's',
   // process states as in /proc/[pid]/stat
   pstate_R: 'running',
@@ -142,6 +145,8 @@ const en = {
   sortBy: 'Sort by {col}',
   showDetail: 'Show the detail of {vm}',
   selected: 'selected',
+  crossShort: '{r} ran out first, {in} in',
+  replayTagHelp: 'These samples were stored {lag} after they were taken.',
   panelError: 'This panel could not be drawn from the latest data; it is retried every second.',
   pageError: 'The dashboard hit an error; reload the page.',
 };
@@ -156,6 +161,7 @@ const es: Record<Key, string> = {
   window: 'Ventana',
   min: 'min',
   language: 'Idioma',
+  split: 'Reparto entre las rutas',
   state_connecting: 'conectando',
   state_live: 'en vivo',
   state_reconnecting: 'reconectando',
@@ -223,7 +229,6 @@ const es: Record<Key, string> = {
   stats: '{accepted} registros, {dup} duplicados omitidos, {invalid} inválidos',
   limited: '{n} descartados (más antiguos que los 16 minutos guardados, o por encima de los límites de memoria)',
   evicted: '{n} nombres de VM descartados para conservar las {max} más activas',
-  vmSelect: 'Elegir VM',
   seconds: 's',
   pstate_R: 'corriendo',
   pstate_S: 'durmiendo',
@@ -257,6 +262,8 @@ const es: Record<Key, string> = {
   sortBy: 'Ordenar por {col}',
   showDetail: 'Ver el detalle de {vm}',
   selected: 'elegida',
+  crossShort: '{r} se agotó primero, a los {in}',
+  replayTagHelp: 'Estas muestras se guardaron {lag} después de tomarse.',
   panelError: 'Este panel no se pudo dibujar con los últimos datos; se reintenta cada segundo.',
   pageError: 'El panel de control tuvo un error; recargue la página.',
 };
