@@ -58,7 +58,7 @@ export function ComparePanel(props: {
   const pct = (v: number) => (Number.isFinite(v) ? `${fmt(lang, v, 1)} %` : '—');
   const vmLabel = (v: string) => (v === '' ? t('vmUnnamed') : v);
   const clickSort = (key: SortKey) =>
-    setSort((s) => ({ key, dir: s.key === key ? ((-s.dir) as 1 | -1) : key === 'vm' || key === 'machineType' || key === 'source' ? 1 : -1 }));
+    setSort((s) => ({ key, dir: s.key === key ? ((-s.dir) as 1 | -1) : key === 'vm' || key === 'machineType' || key === 'source' || key === 'verdict' ? 1 : -1 }));
 
   return (
     <section className="card compare" aria-labelledby="h-compare" data-testid="compare">
