@@ -390,7 +390,9 @@ test.describe('live stack', () => {
     await test.step('render cost while the stream runs', async () => {
       await page.waitForTimeout(2000);
       const cost = await renderCost(page, MEASURE_S);
-      expect(cost.recordsPerS, 'records/s that reached the page (want ~100)').toBeGreaterThan(20);
+      // the stream keeps flowing; what it costs at exactly 100 records/s is measured on the
+      // crafted stream above (the real pipeline's rate depends on this machine's load)
+      expect(cost.recordsPerS, 'records/s that reached the page').toBeGreaterThan(5);
       measurements.live = { ...(measurements.live as object), ...cost, agents: s.agents };
       console.log(`live: ${JSON.stringify(measurements.live)}`);
       await page.screenshot({ path: path.join(RESULTS, 'dashboard-live.png'), fullPage: true });
@@ -462,7 +464,7 @@ test.describe('live stack', () => {
       expect(stored.length, 'MySQL stored nothing in the window').toBeGreaterThan(100);
       expect(extra, 'ids on the page that MySQL did not store in the window').toEqual([]);
       if (s.relayReplays || process.env.E2E_STRICT_REPLAY === '1') {
-        expect(lost.map((r) => r.id), summary).toEqual([]);
+        expect(lost.length, `${summary}; e.g. ${lost.slice(0, 5).map((r) => r.id).join(', ')}`).toBe(0);
       } else {
         // Today's relay starts with an empty history (no -replay): what was committed
         // while it was down never reaches the page. Hold it to exactly that, so any other
