@@ -1,27 +1,27 @@
 package relay
 
 import (
-	"encoding/json"
 	"errors"
-	"strconv"
 
 	"github.com/vmpulse/vmpulse/functions/pubsub"
 )
 
+// errHeartbeat marks a route's heartbeat: not a record, never sent to clients.
+var errHeartbeat = errors.New("relay: heartbeat")
+
 // FromMessage turns a Pub/Sub message published by a route into an Item and the
 // record's id.
 func FromMessage(data []byte, attrs map[string]string) (string, Item, error) {
-	var head struct {
-		ID string `json:"id"`
+	m, err := pubsub.Decode(data, attrs)
+	if err != nil {
+		return "", Item{}, err
 	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return "", Item{}, errors.New("relay: message data is not a JSON record: " + err.Error())
+	if m.Kind == pubsub.KindHeartbeat {
+		return "", Item{}, errHeartbeat
 	}
-	ms, _ := strconv.ParseFloat(attrs[pubsub.AttrCommitMS], 64)
-	return head.ID, Item{
-		Route:    attrs[pubsub.AttrRoute],
-		CommitMS: ms,
-		StoredAt: attrs[pubsub.AttrStoredAt],
-		Record:   json.RawMessage(data),
-	}, nil
+	at := ""
+	if !m.StoredAt.IsZero() {
+		at = attrs[pubsub.AttrStoredAt]
+	}
+	return m.ID, Item{Route: m.Route, CommitMS: m.CommitMS, StoredAt: at, Record: m.Record}, nil
 }

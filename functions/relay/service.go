@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -74,6 +75,9 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 	go func() {
 		s.done <- pubsub.Receive(rctx, cfg.Client, sub, func(data []byte, attrs map[string]string) {
 			id, item, err := FromMessage(data, attrs)
+			if errors.Is(err, errHeartbeat) {
+				return
+			}
 			if err != nil {
 				cfg.Log.Warn("dropping a message that is not a record", "err", err)
 				return
