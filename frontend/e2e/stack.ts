@@ -4,6 +4,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
 import { BIN, CHROMIUM, DIST, REPO, RESULTS } from './paths';
@@ -192,6 +193,11 @@ export async function startStack(wantAgents: number): Promise<Stack> {
     '-mysql-addr', `127.0.0.1:${pMysql}`,
   ];
   if (agents > 1) upArgs.push('-agents', String(agents));
+  // the built-in feeder posts each agent's latest sample this often (default 1 s)
+  if (/-feed-interval\b/.test(upHelp)) upArgs.push('-feed-interval', interval);
+  // a token of this run's own, not the repository's .vmpulse/ingest-token
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vmpulse-e2e-'));
+  if (/-token-file\b/.test(upHelp)) upArgs.push('-token-file', path.join(tmp, 'ingest-token'));
   const up = start('vmpulse-up', UP, upArgs);
   await waitHealthy(up, [`http://127.0.0.1:${pSplit}/healthz`]);
   const agentPorts = Array.from({ length: agents }, (_, i) => pAgent + i);
@@ -236,6 +242,7 @@ export async function startStack(wantAgents: number): Promise<Stack> {
     async close() {
       await db.end().catch(() => {});
       await stopAll();
+      fs.rmSync(tmp, { recursive: true, force: true });
     },
   };
   await waitHealthy(stack.relay, relayHealth);
