@@ -67,10 +67,9 @@ function watchErrors(page: Page): string[] {
 
 /** axeSerious runs axe-core on the page and returns its serious and critical violations. */
 async function axeSerious(page: Page, label: string): Promise<string[]> {
-  const r = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']).analyze();
-  // label-content-name-mismatch is experimental in axe (off by default): asked for by name
-  const r2 = await new AxeBuilder({ page }).withRules(['label-content-name-mismatch']).analyze();
-  const bad = [...r.violations, ...r2.violations].filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  // 'experimental' adds label-content-name-mismatch (a control's name must contain its text)
+  const r = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice', 'experimental']).analyze();
+  const bad = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
   await test.info().attach(`axe-${label}.json`, { body: JSON.stringify(r.violations, null, 2), contentType: 'application/json' });
   return bad.map((v) => `${v.impact} ${v.id}: ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
 }
@@ -103,9 +102,16 @@ async function renderCost(page: Page, seconds: number) {
   const m2 = await metric();
   const h2 = await hooks(page);
   const wall = (Date.now() - w1) / 1000;
+  const records = h2.accepted - h1.accepted;
   return {
-    recordsPerS: +((h2.accepted - h1.accepted) / wall).toFixed(1),
+    recordsPerS: +(records / wall).toFixed(1),
     flushesPerS: +((h2.flushes - h1.flushes) / wall).toFixed(1),
+    // CPU time (robust to other load on the machine): the renderer's main thread and
+    // the whole renderer process, % of one core, and main-thread CPU per record
+    rendererThreadCpuPct: +((100 * (m2.ThreadTime - m1.ThreadTime)) / wall).toFixed(1),
+    rendererProcessCpuPct: +((100 * (m2.ProcessTime - m1.ProcessTime)) / wall).toFixed(1),
+    threadCpuMsPerRecord: +((1000 * (m2.ThreadTime - m1.ThreadTime)) / Math.max(1, records)).toFixed(3),
+    // wall time the main thread was busy (inflated when the machine is loaded)
     rendererMainThreadPct: +((100 * (m2.TaskDuration - m1.TaskDuration)) / wall).toFixed(1),
     scriptPct: +((100 * (m2.ScriptDuration - m1.ScriptDuration)) / wall).toFixed(1),
     layoutPct: +(
@@ -291,7 +297,8 @@ test.describe('crafted streams', () => {
       await page.waitForTimeout(2000);
       const cost = await renderCost(page, MEASURE_S);
       timers.forEach(clearInterval);
-      expect(cost.recordsPerS).toBeGreaterThan(80);
+      // the feed is a Node timer: on a loaded machine it fires late
+      expect(cost.recordsPerS).toBeGreaterThan(50);
       measurements[`mocked${vms}vm`] = { firstPointMs: Math.round(first.firstPointMs!), marks: first.marks, ...cost };
       console.log(`render cost, ${vms} VM(s), 100 records/s: ${JSON.stringify(measurements[`mocked${vms}vm`])}`);
     });

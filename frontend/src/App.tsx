@@ -2,7 +2,7 @@
 // React, see hooks/useRelay.ts); a tick turns the store into views (hooks/useViews.ts).
 // With several VMs the comparison comes first; the detail view below shows the VM
 // picked in it (or in the VM selector).
-import { useEffect, useMemo, useRef, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { ComparePanel } from './components/ComparePanel';
 import { ErrorBoundary, PanelError } from './components/ErrorBoundary';
 import { CapacityPanel, ConnPill, MetricChart, ProcessPanel, RoutePanel, VmBar } from './components/Panels';
@@ -41,11 +41,14 @@ export function App({ config, initialLang }: { config: Promise<DashboardConfig>;
     document.title = `vmpulse · ${t(`state_${conn.state}`)}`;
   }, [lang, t, conn.state]);
 
-  const pickVm = (vm: string) => {
-    // the picked VM is never evicted to make room for a new name
-    store.pin(vm);
-    setVmPick(vm);
-  };
+  const pickVm = useCallback(
+    (vm: string) => {
+      // the picked VM is never evicted to make room for a new name
+      store.pin(vm);
+      setVmPick(vm);
+    },
+    [store],
+  );
   const chooseLang = (next: Lang) => {
     safeSet(LANG_KEY, next);
     setLang(next);

@@ -1,7 +1,7 @@
 // The comparison: several VMs under the same load, side by side. CPU and RAM of each VM
 // as one-second means over one window, and a table of each VM's verdict that sorts.
 // Selecting a VM shows its detail below (the page's detail view).
-import { useLayoutEffect, useMemo, useRef, useState } from 'react';
+import { memo, useLayoutEffect, useMemo, useRef, useState } from 'react';
 import uPlot from 'uplot';
 import { formatDuration, windowLabel } from '../lib/format';
 import { fmt, type Key, type Lang, type T } from '../lib/i18n';
@@ -45,7 +45,7 @@ export function sortRows(rows: CompareRow[], key: SortKey, dir: 1 | -1): Compare
   });
 }
 
-export function ComparePanel(props: {
+function ComparePanelView(props: {
   view: CompareView;
   selected: string;
   onSelect: (vm: string) => void;
@@ -208,3 +208,6 @@ function CompareChart({ testId, title, view, pick }: { testId: string; title: st
     </figure>
   );
 }
+
+/** ComparePanel re-renders only when the comparison changes (once a second). */
+export const ComparePanel = memo(ComparePanelView);

@@ -1,6 +1,7 @@
 // The panels of the dashboard. They are pure functions of the views the App computes
 // a few times per second; none of them touches the store.
 import type { ConnectionInfo } from '../lib/connection';
+import { memo } from 'react';
 import { formatAgo, formatClock, formatDuration, windowLabel } from '../lib/format';
 import { fmt, type Key, type Lang, type T } from '../lib/i18n';
 import { REPLAY_LAG_S } from '../lib/store';
@@ -74,7 +75,7 @@ export function MetricChart(props: {
 
 export const VERDICT_CLASS = { ok: 'good', tight: 'warn', fail: 'bad', unstressed: 'idle', insufficient: 'neutral' } as const;
 
-export function CapacityPanel({ cap, lang, t }: { cap: CapacityView | null; lang: Lang; t: T }) {
+function CapacityPanelView({ cap, lang, t }: { cap: CapacityView | null; lang: Lang; t: T }) {
   if (!cap) return null;
   const cls = VERDICT_CLASS[cap.verdict];
   const n = (v: number) => `${fmt(lang, v, 1)} %`;
@@ -203,7 +204,7 @@ export function VmBar(props: { vm: string; source: string; lagS: number; latestT
   );
 }
 
-export function ProcessPanel({ pv, lang, t }: { pv: ProcessView | null; lang: Lang; t: T }) {
+function ProcessPanelView({ pv, lang, t }: { pv: ProcessView | null; lang: Lang; t: T }) {
   return (
     <section className="card procs" aria-labelledby="h-procs" data-testid="processes">
       <header className="card-head">
@@ -294,7 +295,7 @@ export function ProcessPanel({ pv, lang, t }: { pv: ProcessView | null; lang: La
   );
 }
 
-export function RoutePanel({ rows, lang, t, windowS }: { rows: RouteRow[]; lang: Lang; t: T; windowS: number }) {
+function RoutePanelView({ rows, lang, t, windowS }: { rows: RouteRow[]; lang: Lang; t: T; windowS: number }) {
   const maxRate = Math.max(1, ...rows.map((r) => r.rateLive));
   const maxP95 = Math.max(1e-9, ...rows.map((r) => (Number.isFinite(r.p95) ? r.p95 : 0)));
   const inWin = rows.reduce((s, r) => s + r.inWindow, 0);
@@ -364,3 +365,12 @@ export function RoutePanel({ rows, lang, t, windowS }: { rows: RouteRow[]; lang:
     </section>
   );
 }
+
+/** CapacityPanel re-renders only when its view changes (once a second), not on every chart tick. */
+export const CapacityPanel = memo(CapacityPanelView);
+
+/** ProcessPanel re-renders only when its view changes (once a second), not on every chart tick. */
+export const ProcessPanel = memo(ProcessPanelView);
+
+/** RoutePanel re-renders only when its view changes (once a second), not on every chart tick. */
+export const RoutePanel = memo(RoutePanelView);
