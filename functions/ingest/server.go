@@ -58,6 +58,12 @@ type Server struct {
 	m serverMetrics
 
 	handlers sync.WaitGroup // ingest requests between admission and their answer
+	// base ends when Close begins: the writes of requests still running then
+	// (stragglers past the HTTP server's shutdown grace) are abandoned and
+	// answered 503, never acknowledged, so a shutdown never waits on a database
+	// that stopped answering.
+	base     context.Context
+	stopBase context.CancelFunc
 
 	healthMu  sync.Mutex
 	healthAt  time.Time
@@ -102,6 +108,7 @@ type Config struct {
 func NewServer(cfg Config) (*Server, error) {
 	s := &Server{route: cfg.Route, tokens: cfg.Tokens, maxBody: cfg.MaxBody, maxFlight: cfg.MaxInflightBytes,
 		log: cfg.Log, ready: cfg.Ready, status: cfg.Status}
+	s.base, s.stopBase = context.WithCancel(context.Background())
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBody
 	}
@@ -182,6 +189,7 @@ func (s *Server) registerMetrics(reg prometheus.Registerer) {
 // not started by then are answered 503), and waits for their handlers. Call it
 // after the HTTP server has shut down, and before stopping the publisher.
 func (s *Server) Close(ctx context.Context) {
+	s.stopBase()
 	s.writer.Close(ctx)
 	s.handlers.Wait()
 }
@@ -286,7 +294,11 @@ func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request) {
 			recs[i].ID = record.ContentID(recs[i])
 		}
 	}
-	c, err := s.writer.Write(r.Context(), recs)
+	wctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stop := context.AfterFunc(s.base, cancel)
+	defer stop()
+	c, err := s.writer.Write(wctx, recs)
 	if err != nil {
 		switch {
 		case r.Context().Err() != nil:

@@ -296,7 +296,11 @@ func retry(ctx context.Context, op func() error) error {
 }
 
 func (s *Store) tryTx(ctx context.Context, fn func(execFunc, queryFunc) error) (err error) {
-	conn, err := s.db.Conn(ctx)
+	// Getting a connection counts as a round trip too: in a partition, new
+	// connections stall in their handshake.
+	cctx, cancel := context.WithTimeout(ctx, s.stmtTimeout)
+	conn, err := s.db.Conn(cctx)
+	cancel()
 	if err != nil {
 		return fmt.Errorf("get a connection: %w", err)
 	}

@@ -186,6 +186,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	// small pool of their own so they never take one from the data pool.
 	st.locks = sql.OpenDB(conn)
 	st.locks.SetMaxOpenConns(2)
+	st.locks.SetMaxIdleConns(1)
 	max := cfg.MaxOpenConns
 	if max <= 0 {
 		max = 32
