@@ -11,10 +11,10 @@ export function formatAgo(s: number, lang: Lang): string {
   return `${Math.round(v / 3600)} h`;
 }
 
-/** formatDuration is an exact-enough duration: "45 s", "2 min 05 s", "1 h 02 min". */
+/** formatDuration is a duration in whole seconds, rounded down: "45 s", "2 min 05 s", "1 h 02 min". */
 export function formatDuration(s: number): string {
   if (!Number.isFinite(s)) return '—';
-  const v = Math.max(0, Math.round(s));
+  const v = Math.max(0, Math.floor(s));
   if (v < 60) return `${v} s`;
   if (v < 3600) return `${Math.floor(v / 60)} min ${String(v % 60).padStart(2, '0')} s`;
   return `${Math.floor(v / 3600)} h ${String(Math.floor((v % 3600) / 60)).padStart(2, '0')} min`;

@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parseHora } from './protocol';
 import { judge, THRESHOLDS, verdictOf } from './verdict';
 
 describe('verdictOf', () => {
@@ -27,20 +28,26 @@ describe('verdictOf', () => {
 
 interface VerdictCase {
   name: string;
-  samples: { t: number; cpu: number; ram: number }[];
-  expect: { verdict: string; resource: string | null; crossedAtS: number | null };
+  samples: { hora: string; porcentaje_cpu_uso: number; porcentaje_ram: number }[];
+  /** the load generator's timeline, when known: "seconds in" count from its start */
+  load: { start: string } | null;
+  want: { verdict: string; cpu_p95: number; ram_peak: number; samples: number; crossed?: string; crossed_in_s?: number };
 }
 
-// The crafted timelines the dashboard and the load report must judge alike. Ours are
-// here; the report's (written by the load-test side) are read too once they exist.
+// The crafted timelines the dashboard and the load report must judge alike: the
+// report's (loadtest/report/testdata, expectations from an independent implementation)
+// and the dashboard's own (10 ms sampling, the exact boundaries), in the same shape.
 const here = path.dirname(new URL(import.meta.url).pathname);
 const CASE_FILES = [
-  path.join(here, 'testdata', 'verdict-cases.json'),
   path.resolve(here, '../../../loadtest/report/testdata/verdict-cases.json'),
+  path.join(here, 'testdata', 'verdict-cases.json'),
 ];
 
-describe.each(CASE_FILES.filter((f, i) => i === 0 || fs.existsSync(f)))('verdict cases in %s', (file) => {
-  const cases = JSON.parse(fs.readFileSync(file, 'utf8')) as VerdictCase[];
+/** one decimal, halves up, as the cases state their figures */
+const r1 = (x: number) => Math.floor(x * 10 + 0.5) / 10;
+
+describe.each(CASE_FILES)('verdict cases in %s', (file) => {
+  const cases = (JSON.parse(fs.readFileSync(file, 'utf8')) as { cases: VerdictCase[] }).cases;
 
   it('has cases', () => {
     expect(cases.length).toBeGreaterThan(0);
@@ -48,14 +55,25 @@ describe.each(CASE_FILES.filter((f, i) => i === 0 || fs.existsSync(f)))('verdict
 
   it.each(cases.map((c) => [c.name, c] as const))('%s', (_name, c) => {
     const j = judge(
-      c.samples.map((s) => s.t),
-      c.samples.map((s) => s.cpu),
-      c.samples.map((s) => s.ram),
+      c.samples.map((s) => parseHora(s.hora) / 1000),
+      c.samples.map((s) => s.porcentaje_cpu_uso),
+      c.samples.map((s) => s.porcentaje_ram),
+      c.load ? parseHora(c.load.start) / 1000 : undefined,
     );
-    expect({ verdict: j.verdict, resource: j.crossing?.resource ?? null, crossedAtS: j.crossing?.atS ?? null }).toEqual({
-      verdict: c.expect.verdict,
-      resource: c.expect.resource ?? null,
-      crossedAtS: c.expect.crossedAtS ?? null,
+    expect({
+      verdict: j.verdict,
+      cpu_p95: r1(j.cpuP95),
+      ram_peak: r1(j.ramPeak),
+      samples: j.records,
+      crossed: j.crossing?.resource,
+      crossed_in_s: j.crossing?.sinceStartS,
+    }).toEqual({
+      verdict: c.want.verdict,
+      cpu_p95: c.want.cpu_p95,
+      ram_peak: c.want.ram_peak,
+      samples: c.want.samples,
+      crossed: c.want.crossed,
+      crossed_in_s: c.want.crossed_in_s,
     });
   });
 });

@@ -1,6 +1,7 @@
 // The capacity verdict: the product's headline rule. The load report applies the same
-// rule to the same samples; loadtest/report/testdata/verdict-cases.json (and
-// src/lib/testdata/verdict-cases.json here) hold crafted timelines both must judge alike.
+// rule to the same samples; loadtest/report/testdata/verdict-cases.json (written by an
+// independent implementation, verdict_cases.py) and src/lib/testdata/verdict-cases.json
+// hold crafted timelines both must judge alike.
 //
 // Per VM over a window, CPU judged on one-second means:
 //   insufficient  fewer than 30 samples, or under 30 s covered
@@ -10,9 +11,9 @@
 //                 pushed the VM, so the run proves nothing (said instead of passing it)
 //   ok            otherwise
 //
-// The explanation names the resource that crossed its tight threshold first, and when:
-// CPU when the p95 of the trailing 30 s of one-second means first reached 70 %, RAM when
-// a sample first reached 80 %.
+// A tight or failing verdict names the resource that crossed its tight threshold first,
+// and when: CPU at the first second whose trailing 30 s of one-second means have a p95 of
+// 70 % or more, RAM at the first sample of 80 % or more; on a tie CPU.
 import { maxOf, quantiles, secondMeansAt } from './stats';
 
 /** Thresholds of the capacity verdict (percent, samples, seconds). */
@@ -40,7 +41,7 @@ export interface Crossing {
   resource: Resource;
   /** sample time (seconds) of the crossing: the one-second bucket for CPU, the sample for RAM */
   atS: number;
-  /** seconds after the first sample judged */
+  /** whole seconds from the start (the first sample's second, or the load's start) to the crossing's second */
   sinceStartS: number;
 }
 
@@ -83,9 +84,10 @@ export function verdictOf(c: { cpuP95: number; ramPeak: number; records: number;
  * percent). CPU is judged on one-second means: a sample taken every 10 ms sees a core
  * either busy or idle for the whole tick, so raw samples flip between 0 and 100 % and
  * their p95 says nothing about load. With samples a second or more apart the means are
- * the samples.
+ * the samples. startS is where "seconds in" count from: the first sample, or the load's
+ * start when a load timeline is known (the report's).
  */
-export function judge(t: ArrayLike<number>, cpu: ArrayLike<number>, ram: ArrayLike<number>): Judgement {
+export function judge(t: ArrayLike<number>, cpu: ArrayLike<number>, ram: ArrayLike<number>, startS?: number): Judgement {
   const n = t.length;
   const sec = secondMeansAt(t, cpu);
   const [cpuP50, cpuP95] = quantiles(sec.means, [0.5, 0.95]);
@@ -100,58 +102,45 @@ export function judge(t: ArrayLike<number>, cpu: ArrayLike<number>, ram: ArrayLi
     coveredS: n > 1 ? t[n - 1] - t[0] : 0,
   };
   const v = verdictOf(base);
-  let crossing: Crossing | null = null;
-  if (v.verdict === 'tight' || v.verdict === 'fail') {
-    // every resource at or past its tight threshold over the window takes part, not only
-    // the ones that decided: a RAM that reached 85 % before the CPU p95 reached 95 % ran
-    // out first
-    const pressed: Resource[] = [];
-    if (cpuP95 >= THRESHOLDS.cpuP95Tight) pressed.push('cpu');
-    if (base.ramPeak >= THRESHOLDS.ramPeakTight) pressed.push('ram');
-    crossing = firstCrossing(t, ram, sec.seconds, sec.means, pressed);
-  }
+  const crossing =
+    v.verdict === 'tight' || v.verdict === 'fail' ? firstCrossing(t, ram, sec.seconds, sec.means, startS ?? (n > 0 ? t[0] : 0)) : null;
   return { ...base, ...v, crossing };
 }
 
 /**
- * firstCrossing finds which of `among` crossed its tight threshold first. CPU: the first
+ * firstCrossing finds the resource that crossed its tight threshold first. CPU: the first
  * second whose trailing THRESHOLDS.trailingS seconds of one-second means (fewer at the
  * start of the samples) have a p95 at or above cpuP95Tight. RAM: the first sample at or
- * above ramPeakTight. On a tie CPU is named (its second starts no later than the RAM
- * sample within it).
+ * above ramPeakTight. On a tie (RAM within CPU's second or later) CPU is named.
  */
 export function firstCrossing(
   t: ArrayLike<number>,
   ram: ArrayLike<number>,
   seconds: ArrayLike<number>,
   means: ArrayLike<number>,
-  among: Resource[],
+  startS: number,
 ): Crossing | null {
   let cpuAt = Infinity;
-  if (among.includes('cpu')) {
-    const win: number[] = [];
-    let j = 0;
-    for (let i = 0; i < seconds.length; i++) {
-      while (seconds[j] <= seconds[i] - THRESHOLDS.trailingS) j++;
-      win.length = 0;
-      for (let k = j; k <= i; k++) win.push(means[k]);
-      if (quantiles(win, [0.95])[0] >= THRESHOLDS.cpuP95Tight) {
-        cpuAt = seconds[i];
-        break;
-      }
+  const win: number[] = [];
+  let j = 0;
+  for (let i = 0; i < seconds.length; i++) {
+    while (seconds[j] <= seconds[i] - THRESHOLDS.trailingS) j++;
+    win.length = 0;
+    for (let k = j; k <= i; k++) win.push(means[k]);
+    if (quantiles(win, [0.95])[0] >= THRESHOLDS.cpuP95Tight) {
+      cpuAt = seconds[i];
+      break;
     }
   }
   let ramAt = Infinity;
-  if (among.includes('ram')) {
-    for (let i = 0; i < t.length; i++) {
-      if (ram[i] >= THRESHOLDS.ramPeakTight) {
-        ramAt = t[i];
-        break;
-      }
+  for (let i = 0; i < t.length; i++) {
+    if (ram[i] >= THRESHOLDS.ramPeakTight) {
+      ramAt = t[i];
+      break;
     }
   }
   if (cpuAt === Infinity && ramAt === Infinity) return null;
-  const resource: Resource = ramAt < cpuAt ? 'ram' : 'cpu';
+  const resource: Resource = Math.floor(ramAt) < cpuAt ? 'ram' : 'cpu';
   const atS = resource === 'cpu' ? cpuAt : ramAt;
-  return { resource, atS, sinceStartS: t.length > 0 ? Math.max(0, atS - t[0]) : 0 };
+  return { resource, atS, sinceStartS: Math.max(0, Math.floor(atS) - Math.floor(startS)) };
 }
