@@ -3,7 +3,7 @@
 // samples through a 50/50 split (standing in for the GKE Gateway) to both ingest
 // routes, MySQL, Pub/Sub, and the relay serving the dashboard. When MYSQL_DSN or
 // PUBSUB_EMULATOR_HOST are not given, embedded stand-ins are used: an in-memory
-// MySQL-compatible server and the official in-process Pub/Sub fake. The routes and
+// MySQL-compatible server and an in-process Pub/Sub broker (local/broker). The routes and
 // the relay run the same code as in production.
 package local
 
@@ -19,10 +19,6 @@ import (
 	"sync"
 	"time"
 
-	gps "cloud.google.com/go/pubsub/v2"
-	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
-	"google.golang.org/api/iterator"
-
 	"github.com/vmpulse/vmpulse/agent"
 	"github.com/vmpulse/vmpulse/functions/ingest"
 	"github.com/vmpulse/vmpulse/functions/mysql"
@@ -30,6 +26,7 @@ import (
 	"github.com/vmpulse/vmpulse/functions/relay"
 	"github.com/vmpulse/vmpulse/functions/split"
 	"github.com/vmpulse/vmpulse/internal/httpserve"
+	"github.com/vmpulse/vmpulse/local/broker"
 	"github.com/vmpulse/vmpulse/record"
 )
 
@@ -138,20 +135,20 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 	}
 	s.Addrs.MySQLDSN = dsn
 
-	// Pub/Sub: the configured emulator or the in-process fake.
+	// Pub/Sub: the configured emulator or the embedded broker.
 	emu := cfg.PubsubEmulator
-	var fake *embeddedPubSub
 	if emu == "" {
-		// pstest listens by itself; check the port first for a clear error.
 		ln, err := listen("embedded Pub/Sub", cfg.PubsubAddr, "-pubsub-addr")
 		if err != nil {
 			return s, err
 		}
-		addr := ln.Addr().String()
-		ln.Close()
-		fake = startPubSub(addr)
-		s.infra = append(s.infra, fake.Close)
-		emu = fake.Addr()
+		br, err := broker.StartOn(ln, broker.Options{Logger: log.With("component", "pubsub")})
+		if err != nil {
+			ln.Close()
+			return s, err
+		}
+		s.infra = append(s.infra, br.Close)
+		emu = br.Addr()
 	}
 	s.Addrs.Pubsub = emu
 	client, err := pubsub.Connect(ctx, cfg.Project, emu)
@@ -161,10 +158,6 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 	s.infra = append([]func() error{client.Close}, s.infra...)
 	if err := pubsub.EnsureTopic(ctx, client, cfg.Topic, true); err != nil {
 		return s, err
-	}
-	if fake != nil {
-		topic := pubsub.TopicName(cfg.Project, cfg.Topic)
-		go fake.janitor(ctx, 10*time.Second, 20000, func() (int, error) { return countSubs(ctx, client, topic) }, log)
 	}
 
 	// Agents: one, or several named agents on consecutive ports reading this
@@ -319,22 +312,6 @@ func (s *Stack) serve(ctx context.Context, ns *namedServer, ln net.Listener) {
 		}
 		ns.done <- nil
 	}()
-}
-
-// countSubs counts the topic's subscriptions.
-func countSubs(ctx context.Context, c *gps.Client, topic string) (int, error) {
-	it := c.TopicAdminClient.ListTopicSubscriptions(ctx, &pubsubpb.ListTopicSubscriptionsRequest{Topic: topic})
-	n := 0
-	for {
-		_, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			return n, nil
-		}
-		if err != nil {
-			return 0, err
-		}
-		n++
-	}
 }
 
 // Wait blocks until ctx ends or a component fails, then stops the stack.
