@@ -179,6 +179,7 @@ func BenchmarkIngest(b *testing.B) {
 			b.Run(name, func(b *testing.B) {
 				reg := ingest.NewRegistry()
 				cfg := ingest.Config{Route: variant, Tokens: tokens, Log: slog.New(slog.DiscardHandler), Registry: reg}
+				cfg.Group.Writers, _ = strconv.Atoi(os.Getenv("BATCH_WRITERS")) // 0: the route's default
 				switch variant {
 				case "http-only":
 					// The service's own ceiling on this machine: HTTP, auth, decoding and
