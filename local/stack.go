@@ -24,6 +24,7 @@ import (
 	"google.golang.org/api/iterator"
 
 	"github.com/vmpulse/vmpulse/agent"
+	"github.com/vmpulse/vmpulse/frontend/web"
 	"github.com/vmpulse/vmpulse/functions/ingest"
 	"github.com/vmpulse/vmpulse/functions/mysql"
 	"github.com/vmpulse/vmpulse/functions/pubsub"
@@ -233,11 +234,17 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 			return s, err
 		}
 		s.Addrs.Relay = relayLn.Addr().String()
-		s.relay, err = relay.Start(ctx, relay.Config{
+		rc := relay.Config{
 			Client: client, Topic: cfg.Topic, SubscriptionID: "vmpulse-relay-local-" + strconv.Itoa(os.Getpid()),
-			History: relay.DefaultHistory, ClientQueue: relay.DefaultClientQueue, WebDir: cfg.WebDir, Log: log.With("component", "relay"),
-			WS: relay.Options{Log: log.With("component", "relay")},
-		})
+			Log: log.With("component", "relay"),
+			WS:  relay.Options{Log: log.With("component", "relay"), Compression: true},
+		}
+		if cfg.PubsubEmulator != "" {
+			// pstest replays a Seek without message data, and these routes send no
+			// heartbeats yet: replay and stall detection only with the emulator.
+			rc.CreateTopic, rc.Replay, rc.StallAfter = true, relay.DefaultReplay, relay.DefaultStallAfter
+		}
+		s.relay, err = relay.Start(ctx, rc)
 		if err != nil {
 			relayLn.Close()
 			return s, err
@@ -251,7 +258,12 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 		s.serve(ctx, ns, routeLn[ns.name])
 	}
 	if relayLn != nil {
-		rs := httpserve.New(s.Addrs.Relay, s.relay.Handler())
+		mux := http.NewServeMux()
+		s.relay.Mount(mux)
+		if cfg.WebDir != "" {
+			mux.Handle("/", web.Handler(os.DirFS(cfg.WebDir), web.Config{}))
+		}
+		rs := httpserve.New(s.Addrs.Relay, mux)
 		rs.WriteTimeout = 0
 		s.serve(ctx, &namedServer{name: "relay", srv: rs}, relayLn)
 	}
@@ -295,14 +307,9 @@ func countSubs(ctx context.Context, c *gps.Client, topic string) (int, error) {
 // Wait blocks until ctx ends or a component fails, then stops the stack.
 func (s *Stack) Wait(ctx context.Context) error {
 	var err error
-	var relayDone <-chan error
-	if s.relay != nil {
-		relayDone = s.relay.Done()
-	}
 	select {
 	case <-ctx.Done():
 	case err = <-s.errc:
-	case err = <-relayDone:
 	}
 	return errors.Join(err, s.Close())
 }

@@ -1,27 +1,42 @@
 package relay
 
 import (
-	"encoding/json"
-	"errors"
-	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/vmpulse/vmpulse/functions/pubsub"
 )
 
-// FromMessage turns a Pub/Sub message published by a route into an Item and the
-// record's id.
-func FromMessage(data []byte, attrs map[string]string) (string, Item, error) {
-	var head struct {
-		ID string `json:"id"`
+// handle takes one delivery from the subscription. Any message, heartbeat or
+// record, proves the subscription alive; only records go to the hub (and on to
+// clients). The format is pubsub.Decode's, its one home.
+func (s *Service) handle(d pubsub.Delivery) {
+	s.lastMsg.Store(time.Now().UnixNano())
+	if !d.PublishTime.IsZero() {
+		storeMax(&s.lastPublish, d.PublishTime.UnixNano())
 	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return "", Item{}, errors.New("relay: message data is not a JSON record: " + err.Error())
+	m, err := pubsub.Decode(d.Data, d.Attributes)
+	if err != nil {
+		if n := s.undecodable.Add(1); n == 1 || n%1000 == 0 {
+			s.cfg.Log.Warn("dropping a message that cannot be decoded", "err", err, "count", n)
+		}
+		s.m.undecodable.Inc()
+		return
 	}
-	ms, _ := strconv.ParseFloat(attrs[pubsub.AttrCommitMS], 64)
-	return head.ID, Item{
-		Route:    attrs[pubsub.AttrRoute],
-		CommitMS: ms,
-		StoredAt: attrs[pubsub.AttrStoredAt],
-		Record:   json.RawMessage(data),
-	}, nil
+	switch m.Kind {
+	case pubsub.KindHeartbeat:
+		s.m.heartbeats.Inc()
+	case pubsub.KindRecord:
+		s.hub.AddMessage(m)
+	}
+}
+
+// storeMax sets v to n when n is larger.
+func storeMax(v *atomic.Int64, n int64) {
+	for {
+		old := v.Load()
+		if n <= old || v.CompareAndSwap(old, n) {
+			return
+		}
+	}
 }
