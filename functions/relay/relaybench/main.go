@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -426,19 +427,30 @@ func connect(o options, addr string, n int, w *window) ([]*client, error) {
 
 // ---- publisher --------------------------------------------------------------------
 
-// record returns a record of about size bytes, shaped like the agent's.
+// record returns a record of about size bytes, shaped like the agent's (ten top
+// processes, varying figures), so that compression ratios are realistic.
 func record(seq int64, at time.Time, size int) []byte {
-	id := fmt.Sprintf("b-%d-%d", seq, at.UnixNano())
+	r := rand.New(rand.NewPCG(uint64(seq), 7))
+	names := []string{"java", "mariadbd", "chromium", "node", "vmpulse-route", "systemd", "sshd", "containerd", "kubelet", "python3", "nginx", "postgres"}
 	var procs []string
-	for i := 0; i < 8; i++ {
-		procs = append(procs, fmt.Sprintf(`{"pid":%d,"name":"proc-%d","state":"S","rss_mib":%d}`, 1000+i, i, 100-i))
+	for i := 0; i < 10; i++ {
+		procs = append(procs, fmt.Sprintf(`{"pid":%d,"name":%q,"state":"%c","rss_mib":%d}`,
+			1+r.IntN(40000), names[r.IntN(len(names))], "SRDI"[r.IntN(4)], r.IntN(3000)))
 	}
-	b := fmt.Appendf(nil, `{"id":%q,"vm":"bench-vm","total_ram":7940,"ram_libre":4100,"uso_ram":3840,"porcentaje_ram":48.36,`+
-		`"porcentaje_cpu_uso":37.5,"porcentaje_cpu_libre":62.5,"procesos_corriendo":3,"total_procesos":212,"procesos_durmiendo":209,`+
+	total := 7940
+	free := 1000 + r.IntN(6000)
+	cpu := float64(r.IntN(10000)) / 100
+	b := fmt.Appendf(nil, `{"id":"b-%d-%d","vm":"bench-vm","total_ram":%d,"ram_libre":%d,"uso_ram":%d,"porcentaje_ram":%.2f,`+
+		`"porcentaje_cpu_uso":%.2f,"porcentaje_cpu_libre":%.2f,"procesos_corriendo":%d,"total_procesos":%d,"procesos_durmiendo":%d,`+
 		`"procesos_zombie":0,"procesos_parados":0,"hora":%q,"source":"procfs","top_procesos":[%s]`,
-		id, at.UTC().Format("2006-01-02 15:04:05"), strings.Join(procs, ","))
-	if pad := size - len(b) - len(`,"pad":""}`); pad > 0 {
-		b = fmt.Appendf(b, `,"pad":%q`, strings.Repeat("x", pad))
+		seq, at.UnixNano(), total, free, total-free, 100*float64(total-free)/float64(total), cpu, 100-cpu,
+		1+r.IntN(4), 150+r.IntN(100), 140+r.IntN(100), at.UTC().Format("2006-01-02 15:04:05"), strings.Join(procs, ","))
+	if pad := size - len(b) - len(`,"note":""}`); pad > 0 {
+		hex := make([]byte, pad)
+		for i := range hex {
+			hex[i] = "0123456789abcdef"[r.IntN(16)]
+		}
+		b = fmt.Appendf(b, `,"note":%q`, hex)
 	}
 	return append(b, '}')
 }
