@@ -9,7 +9,8 @@
 # separately, so a growing lag shows), the broker alone for reference, relay RSS
 # per connection, relay CPU per delivered byte, and items missed by clients that
 # stayed connected. RELAY_BIN=/path/to/an/older/vmpulse-relay measures another
-# build with the same command. BENCH_RELAY_FLAGS passes more flags to relaybench
+# build with the same command; RELAY_BIN=old,new measures both in turn for each
+# client count (a before/after in one run). BENCH_RELAY_FLAGS passes more flags to relaybench
 # (-compress: clients offer permessage-deflate as browsers do; -duration 60s;
 # -relay-flags "...").
 

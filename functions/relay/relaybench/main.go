@@ -42,7 +42,8 @@ import (
 )
 
 type options struct {
-	relay      string
+	relays     []string
+	relay      string // the one being measured
 	clients    []int
 	rate       int
 	duration   time.Duration
@@ -56,8 +57,8 @@ type options struct {
 
 func main() {
 	var o options
-	var clients string
-	flag.StringVar(&o.relay, "relay", "bin/vmpulse-relay", "the relay binary to measure")
+	var clients, relays string
+	flag.StringVar(&relays, "relay", "bin/vmpulse-relay", "the relay binary to measure; several, comma-separated, are measured in turn for each client count (before/after in one run)")
 	flag.StringVar(&clients, "clients", "1000,2500,5000", "comma-separated client counts, one run each")
 	flag.IntVar(&o.rate, "rate", 100, "records published per second")
 	flag.DurationVar(&o.duration, "duration", 30*time.Second, "measurement window per run")
@@ -78,8 +79,11 @@ func main() {
 	if o.rate < 1 || o.rate > 10000 {
 		fatal(fmt.Errorf("-rate %d: must be within 1..10000", o.rate))
 	}
-	if _, err := os.Stat(o.relay); err != nil {
-		fatal(fmt.Errorf("-relay %s: %w (build it with `make build`)", o.relay, err))
+	for _, r := range strings.Split(relays, ",") {
+		if _, err := os.Stat(r); err != nil {
+			fatal(fmt.Errorf("-relay %s: %w (build it with `make build`)", r, err))
+		}
+		o.relays = append(o.relays, r)
 	}
 	if c, err := net.DialTimeout("tcp", o.emulator, 2*time.Second); err != nil {
 		fatal(fmt.Errorf("no Pub/Sub emulator at %s (`make services`): %w", o.emulator, err))
@@ -94,17 +98,33 @@ func main() {
 			fatal(fmt.Errorf("open files limit %d is too low for %d clients (ulimit -n)", rl.Cur, maxInt(o.clients)))
 		}
 	}
-	fmt.Printf("relay %s, %d records/s of %d B, window %v after %v warm-up, clients offer deflate: %v, %d CPUs\n",
-		o.relay, o.rate, o.size, o.duration, o.warmup, o.compress, numCPU())
-	fmt.Println("| clients | connected | dropped | broker only p50 / p99 ms | p50 ms | p99 ms 1st half | p99 ms 2nd half | max ms | RSS/conn KiB | RSS/conn KiB excl. shared | relay CPU % | relay ns/B | wire B/item | missed | bench CPU % | SIGTERM→exit ms |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-	for _, n := range o.clients {
-		r, err := runOnce(o, n)
-		if err != nil {
-			fatal(err)
-		}
-		fmt.Println(r)
+	fmt.Printf("%d records/s of %d B, window %v after %v warm-up, clients offer deflate: %v, %d CPUs, load average %s\n",
+		o.rate, o.size, o.duration, o.warmup, o.compress, numCPU(), loadavg())
+	for i, r := range o.relays {
+		fmt.Printf("relay %c: %s\n", 'A'+i, r)
 	}
+	fmt.Println("| relay | clients | connected | dropped | broker only p50 / p99 ms | p50 ms | p99 ms 1st half | p99 ms 2nd half | max ms | RSS/conn KiB | RSS/conn KiB excl. shared | relay CPU % | relay ns/B | wire B/item | missed | bench CPU % | SIGTERM→exit ms |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, n := range o.clients {
+		for i, relay := range o.relays {
+			o.relay = relay
+			r, err := runOnce(o, n)
+			if err != nil {
+				fatal(err)
+			}
+			fmt.Printf("| %c %s\n", 'A'+i, r)
+		}
+	}
+	fmt.Printf("load average at the end: %s\n", loadavg())
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func fatal(err error) {
