@@ -47,19 +47,21 @@ vet:
 
 test: deps services build web vet test-go test-web ## every test, against real MariaDB, the Pub/Sub emulator, qemu and Chromium
 
-test-go: ## Go tests (unit, integration, kernel under qemu, Locust, manifests)
-	$(GO) test -count=1 -timeout 30m ./...
+test-go: ## Go tests (unit, integration, kernel under qemu, Locust, manifests), then bounded fuzzing
+	set -o pipefail; $(GO) test -count=1 -json -timeout 30m ./... | $(GO) run ./internal/testsummary
 	$(GO) test -count=1 -race -timeout 20m ./record/... ./agent/... ./functions/... ./internal/...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(or $(CI_FUZZTIME),20s)
 
 test-web: frontend/node_modules ## dashboard unit tests and the browser test in Chromium
 	cd frontend && $(NPM) test
 	cd frontend && VMPULSE_BIN=$(CURDIR)/$(BIN) $(NPM) run test:e2e
 
-bench: services ## route1 vs route2 vs raw multi-row INSERT against MariaDB, 1/16/256 clients
-	$(GO) test -run '^$$' -bench . -benchtime 3s -count 1 ./functions/ingest/
+bench: services ## route1 vs route2 vs the HTTP and raw-INSERT ceilings, 1/16/256 clients; DB_RTT=2ms adds a latency proxy before MariaDB
+	DB_RTT=$(DB_RTT) DB_CONNS=$(DB_CONNS) $(GO) test -run '^$$' -bench . -benchtime $(or $(BENCHTIME),3s) -count 1 -timeout 30m ./functions/ingest/
 
-fuzz: ## fuzz record decoding and validation for FUZZTIME (default 60s)
+fuzz: ## fuzz record decoding and the ingest handler, FUZZTIME each (default 60s)
 	$(GO) test -run '^$$' -fuzz FuzzDecodeBatch -fuzztime $(or $(FUZZTIME),60s) ./record/
+	$(GO) test -run '^$$' -fuzz FuzzHandler -fuzztime $(or $(FUZZTIME),60s) ./functions/ingest/
 
 kernel: ## build the kernel modules for this machine's kernel (see kernel/README.md)
 	$(MAKE) -C kernel

@@ -13,22 +13,24 @@ import (
 	"time"
 )
 
-// Feeder is the local stack's built-in load: it polls the agent's /sample twice
-// per sampling interval and posts every new sample (by id) through the split. A
-// sample whose post fails is retried with backoff until it is stored; samples
-// taken meanwhile are not fetched, so nothing accepted is ever dropped.
+// Feeder is the local stack's built-in load, so the dashboard moves without any
+// other: every interval it fetches the agent's latest sample and, when it is new
+// (by id), posts it through the split with the ingest token. A sample whose post
+// fails is retried with backoff until it is stored; samples taken meanwhile are
+// not fetched, so nothing accepted is ever dropped.
 type Feeder struct {
-	agentURL, splitURL string
-	interval           time.Duration
-	log                *slog.Logger
-	client             *http.Client
+	agentURL, splitURL, token string
+	interval                  time.Duration
+	log                       *slog.Logger
+	client                    *http.Client
 
 	sent, retries, rejected atomic.Int64
 }
 
-// NewFeeder returns a feeder from agentURL to splitURL (base URLs).
-func NewFeeder(agentURL, splitURL string, interval time.Duration, log *slog.Logger) *Feeder {
-	return &Feeder{agentURL: agentURL, splitURL: splitURL, interval: interval, log: log,
+// NewFeeder returns a feeder from agentURL to splitURL (base URLs) that posts at
+// most one sample per interval.
+func NewFeeder(agentURL, splitURL, token string, interval time.Duration, log *slog.Logger) *Feeder {
+	return &Feeder{agentURL: agentURL, splitURL: splitURL, token: token, interval: interval, log: log,
 		client: &http.Client{Timeout: 10 * time.Second}}
 }
 
@@ -37,7 +39,7 @@ func (f *Feeder) Sent() int64 { return f.sent.Load() }
 
 // Run feeds until ctx ends.
 func (f *Feeder) Run(ctx context.Context) {
-	t := time.NewTicker(max(f.interval/2, 5*time.Millisecond))
+	t := time.NewTicker(max(f.interval, 5*time.Millisecond))
 	defer t.Stop()
 	last := ""
 	for {
@@ -102,6 +104,7 @@ func (f *Feeder) fetch(ctx context.Context) ([]byte, string, error) {
 func (f *Feeder) post(ctx context.Context, body []byte) error {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, f.splitURL+"/ingest", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+f.token)
 	resp, err := f.client.Do(req)
 	if err != nil {
 		return err

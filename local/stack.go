@@ -31,6 +31,7 @@ import (
 	"github.com/vmpulse/vmpulse/functions/relay"
 	"github.com/vmpulse/vmpulse/functions/split"
 	"github.com/vmpulse/vmpulse/internal/httpserve"
+	"github.com/vmpulse/vmpulse/record"
 )
 
 // Config says what to run where. Addresses may use port 0 (tests).
@@ -44,13 +45,26 @@ type Config struct {
 
 	VM            string
 	AgentInterval time.Duration
-	AgentSource   string // auto, kmod or procfs
-	ProcRoot      string
-	KmodSuffix    string
+	// Agents is how many named agents to run (default 1): several read this same
+	// machine under the names <VM>-1, <VM>-2, …, on consecutive ports from
+	// AgentAddr's (each on a free port when AgentAddr's port is 0).
+	Agents      int
+	AgentSource string // auto, kmod or procfs
+	ProcRoot    string
+	KmodSuffix  string
 
 	Relay  bool   // run the relay in-process
 	WebDir string // dashboard files served by the relay ("" for none)
-	Feed   bool   // send every agent sample through the split
+	Feed   bool   // send the agent's latest sample through the split every FeedInterval
+	// FeedInterval is how often the feeder posts the latest sample (default 1 s):
+	// slower than the agent samples, so that the load phases' records are mostly
+	// new to the routes.
+	FeedInterval time.Duration
+
+	// IngestToken is the bearer token the routes accept and the feeder sends.
+	IngestToken string
+	// Outbox tunes the routes' outboxes (zero: the defaults).
+	Outbox ingest.OutboxConfig
 
 	Log *slog.Logger
 }
@@ -58,7 +72,10 @@ type Config struct {
 // Addrs are the addresses the stack listens on.
 type Addrs struct {
 	Split, Route1, Route2, Agent, Relay, Pubsub, MySQL string
-	MySQLDSN                                           string
+	// Agents are the addresses of every agent (Agent is the first) and VMs their
+	// vm names, in the same order.
+	Agents, VMs []string
+	MySQLDSN    string
 }
 
 // Stack is a running local pipeline.
@@ -66,12 +83,12 @@ type Stack struct {
 	Addrs Addrs
 
 	cancel  context.CancelFunc
-	servers []*namedServer // shut down in this order, then:
-	routes  []func() error // finish commits and publications
-	stores  []func() error // close the database pools
-	infra   []func() error // the Pub/Sub client, then the stand-ins
+	servers []*namedServer                // shut down in this order, then:
+	routes  []func(context.Context) error // finish commits and publications
+	stores  []func() error                // close the database pools
+	infra   []func() error                // the Pub/Sub client, then the stand-ins
 	errc    chan error
-	feeder  *Feeder
+	feeders []*Feeder
 	proxy   *split.Proxy
 	relay   *relay.Service
 	once    sync.Once
@@ -151,32 +168,55 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 		go fake.janitor(ctx, 10*time.Second, 20000, func() (int, error) { return countSubs(ctx, client, topic) }, log)
 	}
 
-	// Agent.
-	src, err := agent.OpenSource(cfg.AgentSource, cfg.ProcRoot, cfg.KmodSuffix, 10)
+	// Agents: one, or several named agents on consecutive ports reading this
+	// machine, so a comparison of VMs can be seen without a cloud.
+	agentAddrs, err := agentAddrs(cfg.AgentAddr, max(cfg.Agents, 1))
 	if err != nil {
 		return s, err
 	}
-	sampler := agent.New(src, agent.Options{VM: agent.VMName(cfg.VM), Interval: cfg.AgentInterval, Top: 10, Log: log.With("component", "agent")})
-	agentLn, err := listen("agent", cfg.AgentAddr, "-agent-addr")
-	if err != nil {
-		return s, err
-	}
-	go func() {
-		if err := sampler.Run(ctx); err != nil {
-			s.errc <- fmt.Errorf("agent: %w", err)
+	var agentLns []net.Listener
+	var samplers []*agent.Sampler
+	for i, addr := range agentAddrs {
+		src, err := agent.OpenSource(cfg.AgentSource, cfg.ProcRoot, cfg.KmodSuffix, 10)
+		if err != nil {
+			return s, err
 		}
-	}()
+		vm := record.VMName(cfg.VM)
+		if len(agentAddrs) > 1 {
+			vm = record.VMName(fmt.Sprintf("%s-%d", cfg.VM, i+1))
+		}
+		sampler := agent.New(src, agent.Options{VM: vm, Interval: cfg.AgentInterval, Top: 10, Log: log.With("component", "agent", "vm", vm)})
+		ln, err := listen("agent "+vm, addr, "-agent-addr")
+		if err != nil {
+			return s, err
+		}
+		agentLns, samplers = append(agentLns, ln), append(samplers, sampler)
+		s.Addrs.Agents = append(s.Addrs.Agents, ln.Addr().String())
+		s.Addrs.VMs = append(s.Addrs.VMs, vm)
+		go func() {
+			if err := sampler.Run(ctx); err != nil {
+				s.errc <- fmt.Errorf("agent %s: %w", vm, err)
+			}
+		}()
+	}
 
-	// Routes: one store and publisher each, as two Deployments would have.
+	// Routes: one service each, as two Deployments would have.
 	routeAddr := map[string]string{ingest.Route1: cfg.Route1Addr, ingest.Route2: cfg.Route2Addr}
 	routeLn := map[string]net.Listener{}
 	var routeSrv []*namedServer
+	tokens, err := ingest.StaticTokens(cfg.IngestToken)
+	if err != nil {
+		return s, fmt.Errorf("ingest token: %w", err)
+	}
 	// The embedded server's in-memory tables are not safe under concurrent
 	// transactions (a commit can overwrite another session's rows), so with it
-	// both routes share one store with a single connection: every transaction runs
+	// both routes share one store with a single connection: every write runs
 	// alone. A real MySQL gets one pool per route, as two Deployments would have.
 	var shared *mysql.Store
+	dbTimeout := time.Duration(0) // the routes' default
 	if cfg.MySQLDSN == "" {
+		// Every write waits its turn for the one connection: allow for the queue.
+		dbTimeout = 20 * time.Second
 		shared, err = mysql.Open(ctx, mysql.Config{DSN: dsn, Database: cfg.DBName, Wait: 10 * time.Second, MaxOpenConns: 1}, log)
 		if err != nil {
 			return s, err
@@ -192,22 +232,18 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 			}
 			s.stores = append(s.stores, store.Close)
 		}
-		pub := pubsub.NewPublisher(client, cfg.Topic, rlog)
-		srv, err := ingest.NewServer(ingest.Config{Route: route, Store: store, Pub: pub, Log: rlog,
-			Checks: map[string]func(context.Context) error{
-				"mysql":  store.Ping,
-				"pubsub": func(ctx context.Context) error { return pubsub.EnsureTopic(ctx, client, cfg.Topic, false) },
-			}})
+		svc, err := ingest.StartService(ctx, ingest.ServiceConfig{Route: route, Store: store, Pubsub: client, Topic: cfg.Topic,
+			Tokens: tokens, Outbox: cfg.Outbox, DBTimeout: dbTimeout, Log: rlog})
 		if err != nil {
 			return s, err
 		}
-		s.routes = append(s.routes, func() error { srv.Close(); pub.Stop(); return nil })
+		s.routes = append(s.routes, svc.Close)
 		ln, err := listen(route, routeAddr[route], "-"+route+"-addr")
 		if err != nil {
 			return s, err
 		}
 		routeLn[route] = ln
-		routeSrv = append(routeSrv, &namedServer{name: route, srv: httpserve.New(ln.Addr().String(), srv.Handler())})
+		routeSrv = append(routeSrv, &namedServer{name: route, srv: httpserve.New(ln.Addr().String(), svc.Handler())})
 	}
 	s.Addrs.Route1 = routeLn[ingest.Route1].Addr().String()
 	s.Addrs.Route2 = routeLn[ingest.Route2].Addr().String()
@@ -225,7 +261,7 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 		return s, err
 	}
 	s.Addrs.Split = splitLn.Addr().String()
-	s.Addrs.Agent = agentLn.Addr().String()
+	s.Addrs.Agent = s.Addrs.Agents[0]
 
 	// Relay.
 	var relayLn net.Listener
@@ -236,13 +272,14 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 		s.Addrs.Relay = relayLn.Addr().String()
 		rc := relay.Config{
 			Client: client, Topic: cfg.Topic, SubscriptionID: "vmpulse-relay-local-" + strconv.Itoa(os.Getpid()),
-			Log: log.With("component", "relay"),
-			WS:  relay.Options{Log: log.With("component", "relay"), Compression: true},
+			Log:        log.With("component", "relay"),
+			WS:         relay.Options{Log: log.With("component", "relay"), Compression: true},
+			StallAfter: relay.DefaultStallAfter, // the routes send heartbeats
 		}
 		if cfg.PubsubEmulator != "" {
-			// pstest replays a Seek without message data, and these routes send no
-			// heartbeats yet: replay and stall detection only with the emulator.
-			rc.CreateTopic, rc.Replay, rc.StallAfter = true, relay.DefaultReplay, relay.DefaultStallAfter
+			// pstest replays a Seek without message data: history replay only with
+			// the emulator.
+			rc.CreateTopic, rc.Replay = true, relay.DefaultReplay
 		}
 		s.relay, err = relay.Start(ctx, rc)
 		if err != nil {
@@ -267,11 +304,20 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 		rs.WriteTimeout = 0
 		s.serve(ctx, &namedServer{name: "relay", srv: rs}, relayLn)
 	}
-	s.serve(ctx, &namedServer{name: "agent", srv: httpserve.New(s.Addrs.Agent, sampler.Handler())}, agentLn)
+	for i, ln := range agentLns {
+		s.serve(ctx, &namedServer{name: "agent " + s.Addrs.VMs[i], srv: httpserve.New(ln.Addr().String(), samplers[i].Handler())}, ln)
+	}
 
 	if cfg.Feed {
-		s.feeder = NewFeeder("http://"+s.Addrs.Agent, "http://"+s.Addrs.Split, cfg.AgentInterval, log.With("component", "feeder"))
-		go s.feeder.Run(ctx)
+		every := cfg.FeedInterval
+		if every <= 0 {
+			every = time.Second
+		}
+		for i, a := range s.Addrs.Agents {
+			f := NewFeeder("http://"+a, "http://"+s.Addrs.Split, cfg.IngestToken, every, log.With("component", "feeder", "vm", s.Addrs.VMs[i]))
+			s.feeders = append(s.feeders, f)
+			go f.Run(ctx)
+		}
 	}
 	return s, nil
 }
@@ -317,8 +363,14 @@ func (s *Stack) Wait(ctx context.Context) error {
 // Sent reports how many requests the split sent to each route.
 func (s *Stack) Sent() map[string]int64 { return s.proxy.Sent() }
 
-// Feeder returns the built-in feeder (nil when Feed is off).
-func (s *Stack) Feeder() *Feeder { return s.feeder }
+// Fed is how many samples the built-in feeders stored.
+func (s *Stack) Fed() int64 {
+	var n int64
+	for _, f := range s.feeders {
+		n += f.Sent()
+	}
+	return n
+}
 
 // Relay returns the in-process relay (nil when Relay is off).
 func (s *Stack) Relay() *relay.Service { return s.relay }
@@ -339,7 +391,14 @@ func (s *Stack) Close() error {
 			<-ns.done
 		}
 		// Routes first, so their last publications still reach the relay.
-		closers := append([]func() error{}, s.routes...)
+		var closers []func() error
+		for _, c := range s.routes {
+			closers = append(closers, func() error {
+				ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+				defer cancel()
+				return c(ctx)
+			})
+		}
 		if s.relay != nil {
 			closers = append(closers, s.relay.Close)
 		}
@@ -352,4 +411,26 @@ func (s *Stack) Close() error {
 		s.stopErr = errors.Join(errs...)
 	})
 	return s.stopErr
+}
+
+// agentAddrs returns n listen addresses: base, then the next ports (all port 0
+// when base's is 0).
+func agentAddrs(base string, n int) ([]string, error) {
+	host, port, err := net.SplitHostPort(base)
+	if err != nil {
+		return nil, fmt.Errorf("-agent-addr %q: %w", base, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p+n-1 > 65535 {
+		return nil, fmt.Errorf("-agent-addr %q: not a port that leaves room for %d agents", base, n)
+	}
+	out := make([]string, n)
+	for i := range out {
+		q := p
+		if p != 0 {
+			q = p + i
+		}
+		out[i] = net.JoinHostPort(host, strconv.Itoa(q))
+	}
+	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -26,8 +27,18 @@ func baseConfig(t *testing.T) Config {
 		RelayAddr: "127.0.0.1:0", PubsubAddr: "127.0.0.1:0", MySQLAddr: "127.0.0.1:0",
 		Project: "vmpulse-test", Topic: testenv.Unique("e2e"), DBName: "vmpulse",
 		VM: "e2e", AgentInterval: 50 * time.Millisecond, AgentSource: "procfs", ProcRoot: "/proc",
-		Relay: true, Log: slog.New(slog.DiscardHandler),
+		Relay: true, Log: testLog(), IngestToken: testToken,
 	}
+}
+
+const testToken = "local-test-token-0123456789"
+
+// testLog discards the stack's logs unless VMPULSE_TEST_LOG is set.
+func testLog() *slog.Logger {
+	if os.Getenv("VMPULSE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 // TestEndToEnd sends 2 000 records through the split and checks: 2 000 rows, a
@@ -100,21 +111,33 @@ func endToEnd(t *testing.T, cfg Config) {
 					PorcentajeCPUUso: 10, PorcentajeCPULibre: 90, ProcesosCorriendo: 1, TotalProcesos: 10,
 					ProcesosDurmiendo: 9, Hora: record.NewHora(time.Now())}
 				b, _ := json.Marshal(r)
-				resp, err := client.Post("http://"+st.Addrs.Split+"/ingest", "application/json", bytes.NewReader(b))
-				if err != nil {
-					failures <- err
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusCreated {
-					failures <- fmt.Errorf("record %d: %s", i, resp.Status)
+				// As a real sender does, retry what the routes could not store yet.
+				for attempt := 1; ; attempt++ {
+					req, _ := http.NewRequest(http.MethodPost, "http://"+st.Addrs.Split+"/ingest", bytes.NewReader(b))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Authorization", "Bearer "+testToken)
+					resp, err := client.Do(req)
+					if err != nil {
+						failures <- err
+						break
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusServiceUnavailable && attempt < 5 {
+						time.Sleep(time.Second)
+						continue
+					}
+					if resp.StatusCode != http.StatusCreated {
+						failures <- fmt.Errorf("record %d: %s", i, resp.Status)
+					}
+					break
 				}
 			}
 		}()
 	}
+	var idSource record.IDSource
 	for i := range ids {
-		ids[i] = record.NewID(time.Now())
+		ids[i] = idSource.New(time.Now())
 		work <- i
 	}
 	close(work)
@@ -169,6 +192,7 @@ func endToEnd(t *testing.T, cfg Config) {
 func TestFeederAndAgent(t *testing.T) {
 	cfg := baseConfig(t)
 	cfg.Feed = true
+	cfg.FeedInterval = 50 * time.Millisecond
 	cfg.Relay = false
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -183,9 +207,9 @@ func TestFeederAndAgent(t *testing.T) {
 	}
 	resp.Body.Close()
 	deadline := time.Now().Add(20 * time.Second)
-	for st.Feeder().Sent() < 20 {
+	for st.Fed() < 20 {
 		if time.Now().After(deadline) {
-			t.Fatalf("feeder stored %d samples in 20 s", st.Feeder().Sent())
+			t.Fatalf("feeder stored %d samples in 20 s", st.Fed())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -198,6 +222,64 @@ func TestFeederAndAgent(t *testing.T) {
 	var vm string
 	if err := store.DB().QueryRow("SELECT COUNT(*), MAX(vm) FROM records").Scan(&n, &vm); err != nil || n < 20 || vm != "e2e" {
 		t.Fatalf("%d rows from vm %q: %v", n, vm, err)
+	}
+}
+
+// TestSeveralAgents: -agents 3 runs three named agents on their own ports, each
+// fed through the routes under its own vm name.
+func TestSeveralAgents(t *testing.T) {
+	cfg := baseConfig(t)
+	cfg.Agents, cfg.Feed, cfg.FeedInterval, cfg.Relay = 3, true, 50*time.Millisecond, false
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if fmt.Sprint(st.Addrs.VMs) != "[e2e-1 e2e-2 e2e-3]" || len(st.Addrs.Agents) != 3 {
+		t.Fatalf("agents %v at %v", st.Addrs.VMs, st.Addrs.Agents)
+	}
+	for i, a := range st.Addrs.Agents {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var r record.Record
+			resp, err := http.Get("http://" + a + "/sample")
+			if err == nil {
+				json.NewDecoder(resp.Body).Decode(&r)
+				resp.Body.Close()
+			}
+			if r.VM == st.Addrs.VMs[i] {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("agent %s serves vm %q (%v)", a, r.VM, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	store, err := mysql.Open(ctx, mysql.Config{DSN: st.Addrs.MySQLDSN, Wait: 5 * time.Second}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var vms int
+		store.DB().QueryRow("SELECT COUNT(DISTINCT vm) FROM records").Scan(&vms)
+		if vms == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rows from %d vms, want 3", vms)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := agentAddrs("127.0.0.1:65535", 2); err == nil {
+		t.Fatal("ports past 65535 accepted")
+	}
+	if got, _ := agentAddrs("127.0.0.1:8090", 3); fmt.Sprint(got) != "[127.0.0.1:8090 127.0.0.1:8091 127.0.0.1:8092]" {
+		t.Fatalf("addresses %v", got)
 	}
 }
 
@@ -216,5 +298,27 @@ func TestPortInUseIsExplained(t *testing.T) {
 	_, err = Start(ctx, cfg2)
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("-split-addr")) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestEnsureToken: a missing token file is created with a fresh token readable by
+// its owner only; an existing one is read, not replaced.
+func TestEnsureToken(t *testing.T) {
+	path := t.TempDir() + "/sub/ingest-token"
+	tok, created, err := EnsureToken(path)
+	if err != nil || !created || len(tok) != 64 {
+		t.Fatalf("%q %v %v", tok, created, err)
+	}
+	st, _ := os.Stat(path)
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, want 0600", st.Mode().Perm())
+	}
+	again, created, err := EnsureToken(path)
+	if err != nil || created || again != tok {
+		t.Fatalf("second call: %q %v %v", again, created, err)
+	}
+	os.WriteFile(path, []byte("# empty\n"), 0o600)
+	if _, _, err := EnsureToken(path); err == nil {
+		t.Fatal("a file without a token was accepted")
 	}
 }

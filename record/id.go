@@ -45,11 +45,6 @@ func (s *IDSource) New(t time.Time) string {
 	return encode128(b)
 }
 
-var defaultIDs IDSource
-
-// NewID returns a fresh unique id for time t from a process-wide source.
-func NewID(t time.Time) string { return defaultIDs.New(t) }
-
 // encode128 writes 128 bits as 26 Crockford base32 characters (the first carries 3 bits).
 func encode128(b [16]byte) string {
 	hi := binary.BigEndian.Uint64(b[0:8])

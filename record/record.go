@@ -10,6 +10,7 @@ package record
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -23,8 +24,12 @@ type Record struct {
 	// ID is unique per sample, set by the agent; it is the idempotency key of the
 	// ingest routes. Records from other implementations may omit it.
 	ID string `json:"id,omitempty"`
-	// VM names the machine the sample comes from.
+	// VM names the machine the sample comes from (see VMName).
 	VM string `json:"vm,omitempty"`
+	// Source says where the agent read the sample: SourceKmod (the kernel modules)
+	// or SourceProcfs (the /proc fallback). Records of other implementations carry
+	// none.
+	Source string `json:"source,omitempty"`
 
 	TotalRAM      int64   `json:"total_ram"`      // MiB
 	RAMLibre      int64   `json:"ram_libre"`      // MiB available (MemAvailable semantics)
@@ -45,6 +50,12 @@ type Record struct {
 	// TopProcesos optionally lists the largest processes by resident memory.
 	TopProcesos []Process `json:"top_procesos,omitempty"`
 }
+
+// Values of Record.Source.
+const (
+	SourceKmod   = "kmod"
+	SourceProcfs = "procfs"
+)
 
 // Process is one entry of Record.TopProcesos.
 type Process struct {
@@ -73,7 +84,7 @@ func (h Hora) MarshalJSON() ([]byte, error) {
 func (h *Hora) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return &horaError{fmt.Sprintf("got %s, want a string like %q", b, HoraLayout)}
+		return &horaError{fmt.Sprintf("got %s, want a string like %q", Quote(string(b)), HoraLayout)}
 	}
 	t, err := ParseHora(s)
 	if err != nil {
@@ -96,7 +107,7 @@ func ParseHora(s string) (Hora, error) {
 	if t, err := time.Parse("2006-01-02T15:04:05.999999999", s); err == nil {
 		return NewHora(t), nil
 	}
-	return Hora{}, fmt.Errorf("cannot parse %q: want %q (UTC) or RFC 3339", s, HoraLayout)
+	return Hora{}, fmt.Errorf("cannot parse %s: want %q (UTC) or RFC 3339", Quote(s), HoraLayout)
 }
 
 // horaError marks a decoding error as being about the hora field: encoding/json
@@ -104,3 +115,54 @@ func ParseHora(s string) (Hora, error) {
 type horaError struct{ msg string }
 
 func (e *horaError) Error() string { return e.msg }
+
+// VMName turns a host name into a valid vm name: characters outside the allowed set
+// become '-', the result is cut to MaxVMLen, and an empty name or a bare
+// initramfs's "(none)" becomes "vm".
+func VMName(host string) string {
+	b := []byte(host)
+	for i, c := range b {
+		if !nameByte(c) {
+			b[i] = '-'
+		}
+	}
+	name := strings.Trim(string(b), "-")
+	if len(name) > MaxVMLen {
+		name = name[:MaxVMLen]
+	}
+	if name == "" || name == "none" {
+		return "vm"
+	}
+	return name
+}
+
+// maxQuote bounds how much of an offending input an error message repeats.
+const maxQuote = 64
+
+// Quote quotes s for an error message, cut to its first 64 bytes: an error never
+// echoes a large input back.
+func Quote(s string) string {
+	if len(s) <= maxQuote {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:maxQuote]) + fmt.Sprintf("… (%d bytes)", len(s))
+}
+
+// Equal reports whether a and b are the same sample: every field alike, an absent
+// and an empty process list alike (MySQL stores both as NULL).
+func Equal(a, b Record) bool {
+	if len(a.TopProcesos) != len(b.TopProcesos) {
+		return false
+	}
+	for i := range a.TopProcesos {
+		if a.TopProcesos[i] != b.TopProcesos[i] {
+			return false
+		}
+	}
+	return a.ID == b.ID && a.VM == b.VM && a.Source == b.Source && a.Hora.Equal(b.Hora.Time) &&
+		a.TotalRAM == b.TotalRAM && a.RAMLibre == b.RAMLibre && a.UsoRAM == b.UsoRAM &&
+		a.PorcentajeRAM == b.PorcentajeRAM && a.PorcentajeCPUUso == b.PorcentajeCPUUso &&
+		a.PorcentajeCPULibre == b.PorcentajeCPULibre && a.ProcesosCorriendo == b.ProcesosCorriendo &&
+		a.TotalProcesos == b.TotalProcesos && a.ProcesosDurmiendo == b.ProcesosDurmiendo &&
+		a.ProcesosZombie == b.ProcesosZombie && a.ProcesosParados == b.ProcesosParados
+}

@@ -19,9 +19,12 @@ func with(t *testing.T, field string, v any) string {
 	if err := json.Unmarshal([]byte(valid), &m); err != nil {
 		t.Fatal(err)
 	}
-	if v == nil {
+	switch v {
+	case nil:
 		delete(m, field)
-	} else {
+	case "null":
+		m[field] = nil
+	default:
 		m[field] = v
 	}
 	b, _ := json.Marshal(m)
@@ -66,6 +69,16 @@ func TestInvariants(t *testing.T) {
 		{"count above INT", with(t, "total_procesos", 2147483648), "total_procesos"},
 		{"zero total ram", with(t, "total_ram", 0), "total_ram"},
 		{"missing total ram", with(t, "total_ram", nil), "total_ram"},
+		{"missing ram libre", with(t, "ram_libre", nil), "ram_libre"},
+		{"null cpu", with(t, "porcentaje_cpu_uso", "null"), "porcentaje_cpu_uso"},
+		{"missing cpu libre", with(t, "porcentaje_cpu_libre", nil), "porcentaje_cpu_libre"},
+		{"missing zombies", with(t, "procesos_zombie", nil), "procesos_zombie"},
+		{"missing parados", with(t, "procesos_parados", nil), "procesos_parados"},
+		{"ram pair does not add up", with(t, "uso_ram", 900), "uso_ram"},
+		{"ram percent inconsistent", with(t, "porcentaje_ram", 60), "porcentaje_ram"},
+		{"cpu pair does not add up", with(t, "porcentaje_cpu_libre", 70), "porcentaje_cpu_libre"},
+		{"hora in the future", with(t, "hora", time.Now().Add(time.Hour).UTC().Format(HoraLayout)), "hora"},
+		{"unknown source", with(t, "source", "guess"), "source"},
 		{"free above total", with(t, "ram_libre", 4096), "ram_libre"},
 		{"used negative", with(t, "uso_ram", -3), "uso_ram"},
 		{"count as string", with(t, "total_procesos", "233"), "total_procesos"},
@@ -92,6 +105,66 @@ func TestInvariants(t *testing.T) {
 	}
 }
 
+// TestConsistencyTolerances: peers round to whole MiB and whole percentages; those
+// roundings pass, anything beyond them is refused.
+func TestConsistencyTolerances(t *testing.T) {
+	ok := []string{
+		with(t, "uso_ram", 950),                                                 // 2 MiB over the total
+		with(t, "porcentaje_ram", 46),                                           // whole percent
+		with(t, "porcentaje_cpu_libre", 78),                                     // 22.5 + 78 = 100.5
+		with(t, "hora", "2019-01-02 03:04:05"),                                  // replay of an old collection
+		with(t, "source", SourceKmod),                                           // the agent's own field
+		with(t, "hora", time.Now().Add(4*time.Minute).UTC().Format(HoraLayout)), // clock skew
+	}
+	for _, body := range ok {
+		if _, err := DecodeBatch([]byte(body)); err != nil {
+			t.Errorf("%s: %v", body, err)
+		}
+	}
+}
+
+// TestErrorsNeverEchoLargeInput: whatever the input, an error message stays short.
+func TestErrorsNeverEchoLargeInput(t *testing.T) {
+	huge := strings.Repeat("x", 3<<20)
+	for _, body := range []string{with(t, "hora", huge), with(t, "id", huge), with(t, "vm", huge), with(t, "source", huge),
+		with(t, "hora", map[string]any{"a": huge}), "[" + valid + "," + huge + "]", "{" + huge} {
+		_, err := DecodeBatch([]byte(body))
+		if err == nil {
+			t.Fatal("accepted")
+		}
+		if len(err.Error()) > 400 {
+			t.Errorf("error of %d bytes: %.120s…", len(err.Error()), err)
+		}
+	}
+}
+
+func TestBatchCap(t *testing.T) {
+	one := with(t, "id", nil)
+	body := "[" + strings.TrimSuffix(strings.Repeat(one+",", MaxBatch), ",") + "]"
+	if recs, err := DecodeBatch([]byte(body)); err != nil || len(recs) != MaxBatch {
+		t.Fatalf("%d records: %v", len(recs), err)
+	}
+	body = "[" + strings.Repeat(one+",", MaxBatch) + one + "]"
+	var tm *TooManyError
+	if _, err := DecodeBatch([]byte(body)); !errors.As(err, &tm) || !strings.Contains(err.Error(), "5000") {
+		t.Fatalf("err = %v, want a TooManyError naming the cap", err)
+	}
+}
+
+func TestVMName(t *testing.T) {
+	for in, want := range map[string]string{
+		"vm-1": "vm-1", "(none)": "vm", "": "vm", "my host.local": "my-host.local",
+		strings.Repeat("a", 80): strings.Repeat("a", MaxVMLen), "--x--": "x", "none": "vm",
+	} {
+		if got := VMName(in); got != want {
+			t.Errorf("VMName(%q) = %q, want %q", in, got, want)
+		}
+		if err := checkName(VMName(in), MaxVMLen); err != nil {
+			t.Errorf("VMName(%q) is not a valid name: %v", in, err)
+		}
+	}
+}
+
 func TestBatch(t *testing.T) {
 	recs, err := DecodeBatch([]byte("[" + valid + "," + with(t, "id", "second") + "]"))
 	if err != nil || len(recs) != 2 || recs[1].ID != "second" {
@@ -107,7 +180,8 @@ func TestBatch(t *testing.T) {
 			t.Errorf("DecodeBatch(%q) = %v, want ErrEmpty", body, err)
 		}
 	}
-	for _, body := range []string{"[1,2]", "42", `"x"`, "{", "[{}", "null"} {
+	for _, body := range []string{"[1,2]", "42", `"x"`, "{", "[{}", "null", "[" + valid + ",]", "[," + valid + "]",
+		"[" + valid + " " + valid + "]", "[" + valid + "] x", `["]`} {
 		if _, err := DecodeBatch([]byte(body)); err == nil {
 			t.Errorf("DecodeBatch(%q): no error", body)
 		}
@@ -118,7 +192,7 @@ func TestBatch(t *testing.T) {
 // no vm, integer percentages, RAM in bytes next to MiB, extra fields, RFC 3339 hora)
 // are accepted when internally valid.
 func TestPeerFormats(t *testing.T) {
-	peer := `{"total_ram":2072,"ram_libre":1110552576,"uso_ram":442,"porcentaje_ram":22,
+	peer := `{"total_ram":2072,"ram_libre":1710751744,"uso_ram":440,"porcentaje_ram":21,
 	"porcentaje_cpu_uso":22,"porcentaje_cpu_libre":78,"procesos_corriendo":123,"total_procesos":400,
 	"procesos_durmiendo":65,"procesos_zombie":65,"procesos_parados":65,"hora":"2025-06-17 02:21:54","extra":"ignored"}`
 	recs, err := DecodeBatch([]byte(peer))
@@ -129,8 +203,8 @@ func TestPeerFormats(t *testing.T) {
 	if r.ID != "" || r.VM != DefaultVMName {
 		t.Fatalf("id %q vm %q", r.ID, r.VM)
 	}
-	if r.RAMLibre != 1059 { // 1110552576 bytes = 1059.1 MiB
-		t.Fatalf("ram_libre = %d, want 1059 (converted from bytes)", r.RAMLibre)
+	if r.RAMLibre != 1631 { // 1710751744 bytes = 1631.5 MiB
+		t.Fatalf("ram_libre = %d, want 1631 (converted from bytes)", r.RAMLibre)
 	}
 	kib := with(t, "ram_libre", 1126400) // KiB next to a MiB total
 	recs, err = DecodeBatch([]byte(kib))
@@ -195,7 +269,7 @@ func TestIDsUniqueAndSorted(t *testing.T) {
 func FuzzDecodeBatch(f *testing.F) {
 	f.Add([]byte(valid))
 	f.Add([]byte("[" + valid + "," + valid + "]"))
-	f.Add([]byte(`{"total_ram":2072,"ram_libre":1110552576,"uso_ram":442,"porcentaje_ram":22,"porcentaje_cpu_uso":22,"porcentaje_cpu_libre":88,"procesos_corriendo":1,"total_procesos":3,"procesos_durmiendo":1,"procesos_zombie":0,"procesos_parados":1,"hora":"2025-06-17 02:21:54"}`))
+	f.Add([]byte(`{"total_ram":2072,"ram_libre":1710751744,"uso_ram":440,"porcentaje_ram":21,"porcentaje_cpu_uso":22,"porcentaje_cpu_libre":88,"procesos_corriendo":1,"total_procesos":3,"procesos_durmiendo":1,"procesos_zombie":0,"procesos_parados":1,"hora":"2025-06-17 02:21:54"}`))
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`{"hora":"2025-06-17T02:21:54Z","top_procesos":[{"pid":1,"name":"init","state":"S","rss_mib":3}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -224,4 +298,31 @@ func FuzzDecodeBatch(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestEqual(t *testing.T) {
+	recs, err := DecodeBatch([]byte(valid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := recs[0]
+	b := a
+	b.TopProcesos = []Process{}
+	if !Equal(a, b) {
+		t.Fatal("an empty process list differs from none")
+	}
+	b.ProcesosZombie++
+	if Equal(a, b) {
+		t.Fatal("different counts compare equal")
+	}
+	b = a
+	b.TopProcesos = []Process{{PID: 1, Name: "init", State: "S"}}
+	if Equal(a, b) {
+		t.Fatal("different process lists compare equal")
+	}
+	b = a
+	b.Hora = NewHora(a.Hora.Add(time.Second))
+	if Equal(a, b) {
+		t.Fatal("different times compare equal")
+	}
 }

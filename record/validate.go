@@ -1,9 +1,10 @@
 package record
 
 import (
-	"errors"
 	"fmt"
+	"math"
 	"strings"
+	"time"
 )
 
 // Limits on free-text fields, so that a record always fits its table row.
@@ -15,6 +16,20 @@ const (
 	maxCount      = 1<<31 - 1 // fits MySQL INT; far above any kernel's pid_max (≤ 2^22)
 	maxRAMMiB     = 1 << 32   // 4 PiB
 	DefaultVMName = "unknown"
+
+	// MaxBatch is the most records one request may carry.
+	MaxBatch = 5000
+	// MaxClockSkew is how far in the future a sample's hora may lie: the sender's
+	// clock may run ahead of ours, but not by more.
+	MaxClockSkew = 5 * time.Minute
+)
+
+// Tolerances of the consistency checks: peers round to whole MiB and whole
+// percentages, and RAM converted from KiB loses up to 1 MiB per figure.
+const (
+	ramSumSlackMiB = 2    // |ram_libre + uso_ram - total_ram|, or total_ram/1000 when larger
+	cpuSumSlack    = 1.01 // |porcentaje_cpu_uso + porcentaje_cpu_libre - 100|
+	ramPctSlack    = 1.5  // |porcentaje_ram - 100 uso_ram/total_ram|
 )
 
 // FieldError says which field of which record broke which rule.
@@ -33,7 +48,9 @@ func (e *FieldError) Error() string {
 
 // Validate checks every invariant of the contract and returns the first violation as
 // a *FieldError. Call Normalize first for records from other implementations.
-func (r *Record) Validate() error {
+func (r *Record) Validate() error { return r.validate(time.Now()) }
+
+func (r *Record) validate(now time.Time) error {
 	fe := func(field, format string, a ...any) error {
 		return &FieldError{Index: -1, Field: field, Msg: fmt.Sprintf(format, a...)}
 	}
@@ -42,6 +59,9 @@ func (r *Record) Validate() error {
 	}
 	if err := checkName(r.VM, MaxVMLen); err != nil {
 		return fe("vm", "%v", err)
+	}
+	if r.Source != "" && r.Source != SourceKmod && r.Source != SourceProcfs {
+		return fe("source", "%s: want %q, %q or none", Quote(r.Source), SourceKmod, SourceProcfs)
 	}
 	if r.TotalRAM <= 0 || r.TotalRAM > maxRAMMiB {
 		return fe("total_ram", "%d MiB is outside 1..%d", r.TotalRAM, int64(maxRAMMiB))
@@ -68,6 +88,15 @@ func (r *Record) Validate() error {
 		if !(f.v >= 0 && f.v <= 100) { // also catches NaN
 			return fe(f.name, "%v is outside 0..100", f.v)
 		}
+	}
+	if d := r.RAMLibre + r.UsoRAM - r.TotalRAM; abs(d) > max(ramSumSlackMiB, r.TotalRAM/1000) {
+		return fe("uso_ram", "ram_libre (%d) + uso_ram (%d) = %d MiB, but total_ram is %d MiB", r.RAMLibre, r.UsoRAM, r.RAMLibre+r.UsoRAM, r.TotalRAM)
+	}
+	if want := 100 * float64(r.UsoRAM) / float64(r.TotalRAM); math.Abs(r.PorcentajeRAM-want) > ramPctSlack {
+		return fe("porcentaje_ram", "%v, but uso_ram/total_ram is %.1f %%", r.PorcentajeRAM, want)
+	}
+	if s := r.PorcentajeCPUUso + r.PorcentajeCPULibre; math.Abs(s-100) > cpuSumSlack {
+		return fe("porcentaje_cpu_libre", "porcentaje_cpu_uso (%v) + porcentaje_cpu_libre (%v) = %v, want 100", r.PorcentajeCPUUso, r.PorcentajeCPULibre, s)
 	}
 	counts := []struct {
 		name string
@@ -103,6 +132,9 @@ func (r *Record) Validate() error {
 	if y := r.Hora.UTC().Year(); y < 1000 || y > 9999 {
 		return fe("hora", "year %d is outside 1000..9999 (the DATETIME range)", y)
 	}
+	if lim := now.Add(MaxClockSkew); r.Hora.After(lim) {
+		return fe("hora", "%s is %v ahead of this server's clock (at most %v of clock skew)", r.Hora, r.Hora.Sub(now).Round(time.Second), MaxClockSkew)
+	}
 	if len(r.TopProcesos) > MaxTop {
 		return fe("top_procesos", "%d entries, at most %d", len(r.TopProcesos), MaxTop)
 	}
@@ -127,12 +159,22 @@ func checkName(s string, max int) error {
 		return fmt.Errorf("longer than %d bytes", max)
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '-' || c == '_' || c == '.' || c == ':'
-		if !ok {
-			return errors.New("only letters, digits and - _ . : are allowed")
+		if !nameByte(s[i]) {
+			return fmt.Errorf("%s: only letters, digits and - _ . : are allowed", Quote(s))
 		}
 	}
 	return nil
+}
+
+// nameByte reports whether c may appear in an id or a vm name.
+func nameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '-' || c == '_' || c == '.' || c == ':'
+}
+
+func abs(v int64) int64 {
+	if v < 0 {
+		return -v
+	}
+	return v
 }

@@ -2,11 +2,14 @@ package ingest_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,106 +17,148 @@ import (
 	"testing"
 	"time"
 
+	driver "github.com/go-sql-driver/mysql"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vmpulse/vmpulse/functions/ingest"
 	"github.com/vmpulse/vmpulse/functions/mysql"
+	"github.com/vmpulse/vmpulse/functions/pubsub"
 	"github.com/vmpulse/vmpulse/internal/testenv"
 	"github.com/vmpulse/vmpulse/record"
 )
 
-// BenchmarkIngest measures records/s through the real HTTP handler into MariaDB
-// for each strategy with 1, 16 and 256 concurrent clients sending one record per
-// request (Pub/Sub off, so that only the write strategies differ). `make bench`
-// runs it; compare route2 with route1 and with BenchmarkRawMultiInsert from the
-// same run.
-func BenchmarkIngest(b *testing.B) {
-	for _, route := range []string{ingest.Route1, ingest.Route2, "http-only"} {
-		for _, clients := range []int{1, 16, 256} {
-			b.Run(fmt.Sprintf("%s/clients=%d", route, clients), func(b *testing.B) {
-				var store ingest.Store
-				strategy := route
-				if route == "http-only" {
-					// The service's own ceiling on this machine: HTTP, decoding and
-					// validation, with a store that commits nothing.
-					store, strategy = discard{}, ingest.Route1
-				} else {
-					store = benchStore(b)
-				}
-				s, err := ingest.NewServer(ingest.Config{Route: strategy, Store: store, Log: slog.New(slog.DiscardHandler)})
-				if err != nil {
-					b.Fatal(err)
-				}
-				srv := httptest.NewServer(s.Handler())
-				defer func() { srv.Close(); s.Close() }()
-				tr := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
-				hc := &http.Client{Transport: tr}
-				bodies := make([]string, b.N)
-				for i := range bodies {
-					bodies[i] = jsonOf(sample(fmt.Sprintf("b-%s-%d-%d", route, clients, i), i))
-				}
-				var next atomic.Int64
-				var failed atomic.Int64
-				var wg sync.WaitGroup
-				b.ResetTimer()
-				start := time.Now()
-				for c := 0; c < clients; c++ {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for {
-							i := int(next.Add(1)) - 1
-							if i >= b.N {
-								return
-							}
-							resp, err := hc.Post(srv.URL+"/ingest", "application/json", strings.NewReader(bodies[i]))
-							if err != nil || resp.StatusCode != http.StatusCreated {
-								failed.Add(1)
-							}
-							if resp != nil {
-								io.Copy(io.Discard, resp.Body) // so the connection is reused
-								resp.Body.Close()
-							}
-						}
-					}()
-				}
-				wg.Wait()
-				el := time.Since(start)
-				b.StopTimer()
-				if failed.Load() > 0 {
-					b.Fatalf("%d requests failed", failed.Load())
-				}
-				b.ReportMetric(float64(b.N)/el.Seconds(), "records/s")
-				if route != "http-only" {
-					b.ReportMetric(recordsPerCommit(b, srv.URL, route), "records/commit")
-				}
-				tr.CloseIdleConnections()
-			})
+// The ingest benchmark (`make bench`, or `make bench DB_RTT=2ms` to put a
+// latency-injecting proxy in front of MariaDB, standing in for Cloud SQL's
+// network). Every figure is records/s through the real HTTP handler, one record
+// per request, authenticated, measured in one run:
+//
+//   - route1, route2: the two strategies, each with the same connection budget
+//     (DB_CONNS, default the route's own default, 32); route2 with its outbox on
+//     (markers written to MySQL for every batch; the publisher acknowledges at
+//     once, so Pub/Sub's own cost is not in the figure);
+//   - route2-bare: route2 on the schema before the outbox (no batch index, no
+//     markers), to price the outbox;
+//   - http-only: the service's own ceiling, with a store that writes nothing;
+//   - raw: MySQL's ceiling through the same link, 4 writers committing 1000-row
+//     multi-row INSERTs with no HTTP.
+//
+// TestMain prints the ratios: route2 against the physical limit (the smaller of
+// http-only and raw), route2 against route1, and the outbox's cost.
+
+var (
+	resultsMu sync.Mutex
+	results   = map[string]float64{} // "route2/clients=256" → records/s
+	linkRTT   time.Duration
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	printRatios()
+	os.Exit(code)
+}
+
+func record_(name string, v float64) {
+	resultsMu.Lock()
+	results[name] = v
+	resultsMu.Unlock()
+}
+
+func printRatios() {
+	resultsMu.Lock()
+	defer resultsMu.Unlock()
+	if len(results) == 0 {
+		return
+	}
+	link := "loopback"
+	if linkRTT > 0 {
+		link = fmt.Sprintf("proxy, measured round trip %v", linkRTT.Round(10*time.Microsecond))
+	}
+	raw := results["raw"]
+	fmt.Printf("\ningest benchmark (%s, %d DB connections per route), records/s:\n", link, benchConns())
+	fmt.Printf("%8s %9s %9s %12s %10s %9s %14s %15s %12s\n", "clients", "route1", "route2", "route2-bare", "http-only", "raw", "route2/limit", "route2/route1", "outbox cost")
+	var cs []int
+	for k := range results {
+		if _, c, ok := strings.Cut(k, "/clients="); ok {
+			n, _ := strconv.Atoi(c)
+			cs = append(cs, n)
 		}
+	}
+	sort.Ints(cs)
+	seen := map[int]bool{}
+	for _, c := range cs {
+		if seen[c] {
+			continue
+		}
+		seen[c] = true
+		get := func(r string) float64 { return results[fmt.Sprintf("%s/clients=%d", r, c)] }
+		r1, r2, bare, http := get("route1"), get("route2"), get("route2-bare"), get("http-only")
+		limit := http
+		if raw > 0 && (raw < limit || limit == 0) {
+			limit = raw
+		}
+		ratio := func(a, b float64) string {
+			if a == 0 || b == 0 {
+				return "-"
+			}
+			return fmt.Sprintf("%.2f", a/b)
+		}
+		cost := "-"
+		if r2 > 0 && bare > 0 {
+			cost = fmt.Sprintf("%.1f %%", 100*(1-r2/bare))
+		}
+		fmt.Printf("%8d %9.0f %9.0f %12.0f %10.0f %9.0f %14s %15s %12s\n", c, r1, r2, bare, http, raw, ratio(r2, limit), ratio(r2, r1), cost)
 	}
 }
 
-// BenchmarkRawMultiInsert is the ceiling: one client committing 1000-row
-// multi-row INSERTs straight through the store, no HTTP.
-func BenchmarkRawMultiInsert(b *testing.B) {
-	store := benchStore(b)
-	const per = 1000
-	recs := make([]record.Record, per)
-	b.ResetTimer()
-	start := time.Now()
-	for done := 0; done < b.N; done += per {
-		n := min(per, b.N-done)
-		for i := 0; i < n; i++ {
-			recs[i] = sample(fmt.Sprintf("raw-%d", done+i), i)
-		}
-		if err := store.InsertMulti(context.Background(), "raw", time.Now(), recs[:n]); err != nil {
+// benchConns is the connection budget of each route: DB_CONNS, as the
+// deployment sets it, or the route's default.
+func benchConns() int {
+	if n, err := strconv.Atoi(os.Getenv("DB_CONNS")); err == nil && n > 0 {
+		return n
+	}
+	return 32
+}
+
+// benchDSN returns a fresh database, reached through a latency proxy when DB_RTT
+// is set.
+func benchDSN(b *testing.B) string {
+	dsn := testenv.MySQL(b)
+	rtt, err := time.ParseDuration(os.Getenv("DB_RTT"))
+	if os.Getenv("DB_RTT") == "" || err != nil || rtt <= 0 {
+		return dsn
+	}
+	cfg, _ := driver.ParseDSN(dsn)
+	cfg.Addr = testenv.LatencyProxy(b, cfg.Addr, rtt)
+	proxied := cfg.FormatDSN()
+	linkRTT = measureRTT(b, proxied)
+	return proxied
+}
+
+// measureRTT is the median time of a trivial query: what the proxy really adds
+// (timers are coarse below a millisecond).
+func measureRTT(b *testing.B, dsn string) time.Duration {
+	c, _ := driver.ParseDSN(dsn)
+	conn, _ := driver.NewConnector(c)
+	db := sql.OpenDB(conn)
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	var ds []time.Duration
+	for i := 0; i < 41; i++ {
+		start := time.Now()
+		if _, err := db.Exec("DO 1"); err != nil {
 			b.Fatal(err)
 		}
+		if i > 0 {
+			ds = append(ds, time.Since(start))
+		}
 	}
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "records/s")
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	return ds[len(ds)/2]
 }
 
 func benchStore(b *testing.B) *mysql.Store {
 	b.Helper()
-	st, err := mysql.Open(context.Background(), mysql.Config{DSN: testenv.MySQL(b), Wait: 5 * time.Second, MaxOpenConns: 64}, slog.New(slog.DiscardHandler))
+	st, err := mysql.Open(context.Background(), mysql.Config{DSN: benchDSN(b), Wait: 5 * time.Second, MaxOpenConns: benchConns()}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -121,32 +166,179 @@ func benchStore(b *testing.B) *mysql.Store {
 	return st
 }
 
-// discard is a Store that stores nothing, to measure the service without MySQL.
-type discard struct{}
-
-func (discard) InsertEach(context.Context, string, time.Time, []record.Record) error  { return nil }
-func (discard) InsertMulti(context.Context, string, time.Time, []record.Record) error { return nil }
-
-// recordsPerCommit reads the route's batch-size histogram from /metrics: how many
-// records each transaction carried on average.
-func recordsPerCommit(b *testing.B, url, route string) float64 {
-	resp, err := http.Get(url + "/metrics")
+// BenchmarkIngest measures records/s through the real HTTP handler for each
+// variant with 1, 16 and 256 concurrent clients sending one record per request.
+func BenchmarkIngest(b *testing.B) {
+	tokens, err := ingest.StaticTokens(token)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer resp.Body.Close()
-	text, _ := io.ReadAll(resp.Body)
-	var sum, count float64
-	for _, line := range strings.Split(string(text), "\n") {
-		if v, ok := strings.CutPrefix(line, `vmpulse_ingest_batch_records_sum{route="`+route+`"} `); ok {
-			sum, _ = strconv.ParseFloat(v, 64)
-		}
-		if v, ok := strings.CutPrefix(line, `vmpulse_ingest_batch_records_count{route="`+route+`"} `); ok {
-			count, _ = strconv.ParseFloat(v, 64)
+	for _, variant := range []string{ingest.Route1, ingest.Route2, "route2-bare", "http-only"} {
+		for _, clients := range []int{1, 16, 256} {
+			name := fmt.Sprintf("%s/clients=%d", variant, clients)
+			b.Run(name, func(b *testing.B) {
+				reg := ingest.NewRegistry()
+				cfg := ingest.Config{Route: variant, Tokens: tokens, Log: slog.New(slog.DiscardHandler), Registry: reg}
+				switch variant {
+				case "http-only":
+					// The service's own ceiling on this machine: HTTP, auth, decoding and
+					// validation, with a store that commits nothing.
+					cfg.Route, cfg.Store = ingest.Route1, discard{}
+				case "route2-bare":
+					st := benchStore(b)
+					if _, err := st.DB().Exec("ALTER TABLE records DROP KEY records_batch"); err != nil {
+						b.Fatal(err)
+					}
+					cfg.Route, cfg.Store = ingest.Route2, st.Writer(ingest.Route2)
+				case ingest.Route2:
+					st := benchStore(b)
+					cfg.Store = st.Writer(variant)
+					ob := ingest.NewOutbox(st, instantAck{}, func(string) ingest.Publisher { return instantAck{} },
+						ingest.OutboxConfig{Every: time.Hour, LockName: testenv.Unique("bench")}, prometheus.NewRegistry(), variant, slog.New(slog.DiscardHandler))
+					ctx, cancel := context.WithCancel(context.Background())
+					done := make(chan struct{})
+					go func() { ob.Run(ctx); close(done) }()
+					b.Cleanup(func() { cancel(); <-done })
+					cfg.Committed = ob.Publish
+				default:
+					cfg.Store = benchStore(b).Writer(variant)
+				}
+				s, err := ingest.NewServer(cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				srv := httptest.NewServer(s.Handler())
+				defer func() { srv.Close(); s.Close(context.Background()) }()
+				rate := drive(b, srv.URL, clients, fmt.Sprintf("b-%s-%d", variant, clients))
+				b.ReportMetric(rate, "records/s")
+				record_(name, rate)
+				if variant != "http-only" {
+					b.ReportMetric(recordsPerCommit(b, reg), "records/commit")
+				}
+			})
 		}
 	}
-	if count == 0 {
-		b.Fatal("no batch metrics")
+}
+
+// drive posts b.N single-record requests from clients goroutines and returns
+// records/s.
+func drive(b *testing.B, url string, clients int, prefix string) float64 {
+	tr := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
+	bodies := make([]string, b.N)
+	for i := range bodies {
+		bodies[i] = jsonOf(sample(fmt.Sprintf("%s-%d", prefix, i), i))
 	}
-	return sum / count
+	var next, failed atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				req, _ := http.NewRequest(http.MethodPost, url+"/ingest", strings.NewReader(bodies[i]))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+token)
+				resp, err := hc.Do(req)
+				if err != nil || resp.StatusCode != http.StatusCreated {
+					failed.Add(1)
+				}
+				if resp != nil {
+					io.Copy(io.Discard, resp.Body) // so the connection is reused
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	b.StopTimer()
+	if failed.Load() > 0 {
+		b.Fatalf("%d requests failed", failed.Load())
+	}
+	return float64(b.N) / el.Seconds()
+}
+
+// BenchmarkRawMultiInsert is MySQL's ceiling through the same link: 4 writers
+// committing 1000-row multi-row INSERTs in autocommit straight through the store,
+// no HTTP.
+func BenchmarkRawMultiInsert(b *testing.B) {
+	w := benchStore(b).Writer("raw")
+	const per, writers = 1000, 4
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	ids := ingest.NewBatchIDs()
+	b.ResetTimer()
+	start := time.Now()
+	for k := 0; k < writers; k++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			recs := make([]record.Record, per)
+			for {
+				from := int(next.Add(per)) - per
+				if from >= b.N {
+					return
+				}
+				n := min(per, b.N-from)
+				for i := 0; i < n; i++ {
+					recs[i] = sample(fmt.Sprintf("raw-%d", from+i), i)
+				}
+				now := time.Now()
+				if _, err := w.InsertMulti(context.Background(), mysql.Batch{ID: ids.Next(now), StoredAt: now}, recs[:n]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	rate := float64(b.N) / time.Since(start).Seconds()
+	b.ReportMetric(rate, "records/s")
+	record_("raw", rate)
+}
+
+// discard is a Store that stores nothing, to measure the service without MySQL.
+type discard struct{}
+
+func (discard) InsertEach(context.Context, mysql.Batch, []record.Record) (mysql.Result, error) {
+	return mysql.Result{}, nil
+}
+func (discard) InsertMulti(context.Context, mysql.Batch, []record.Record) (mysql.Result, error) {
+	return mysql.Result{}, nil
+}
+
+// instantAck acknowledges every batch at once: the outbox's MySQL side is
+// measured, not Pub/Sub.
+type instantAck struct{}
+
+func (instantAck) Publish(_ context.Context, _ pubsub.Batch, _ []record.Record, done func(error)) {
+	done(nil)
+}
+
+// recordsPerCommit reads the route's batch-size histogram: how many records each
+// transaction carried on average.
+func recordsPerCommit(b *testing.B, reg *prometheus.Registry) float64 {
+	mfs, err := reg.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "vmpulse_ingest_batch_records" {
+			h := mf.GetMetric()[0].GetHistogram()
+			if h.GetSampleCount() == 0 {
+				break
+			}
+			return h.GetSampleSum() / float64(h.GetSampleCount())
+		}
+	}
+	b.Fatal("no batch metrics")
+	return 0
 }

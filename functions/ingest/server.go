@@ -11,45 +11,63 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/vmpulse/vmpulse/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/vmpulse/vmpulse/functions/mysql"
 	"github.com/vmpulse/vmpulse/record"
 )
 
-// DefaultMaxBody bounds a request body: 2 000 records of about 600 bytes, with room.
-const DefaultMaxBody = 4 << 20
-
-// Publisher publishes committed records.
-type Publisher interface {
-	// Publish hands recs over and calls done once per record when its
-	// publication succeeded or failed.
-	Publish(ctx context.Context, route string, storedAt time.Time, commit time.Duration, recs []record.Record, done func(error))
-}
+// Defaults of the admission limits.
+const (
+	// DefaultMaxBody bounds a request body: record.MaxBatch records of ~800 bytes.
+	DefaultMaxBody = 4 << 20
+	// DefaultMaxInflight bounds the bytes of the request bodies a route holds at
+	// once (read, decoded, queued or committing); beyond it, 429. Measured: 16
+	// concurrent 4 MiB requests peak below 200 MiB of RSS, well under the pods'
+	// 512 MiB.
+	DefaultMaxInflight = 64 << 20
+	// DefaultDBTimeout bounds each transaction or group INSERT: a database that
+	// stops answering costs a request this long, then 503. Shorter than the
+	// senders' own timeouts (10 s and more).
+	DefaultDBTimeout = 5 * time.Second
+	// maxErrorBody bounds an error response, whatever the input.
+	maxErrorBody = 1 << 10
+)
 
 // Server is the ingest HTTP service of one route.
 type Server struct {
-	route   string
-	writer  Writer
-	pub     Publisher
-	maxBody int64
-	log     *slog.Logger
-	checks  map[string]func(context.Context) error
+	route     string
+	writer    Writer
+	tokens    *Tokens
+	maxBody   int64
+	maxFlight int64
+	inflight  atomic.Int64 // bytes of admitted request bodies
+	log       *slog.Logger
+	ready     func(context.Context) error
+	status    func() map[string]any
+	handler   http.Handler
 
-	reg       *metrics.Registry
-	requests  *metrics.CounterVec
-	records   *metrics.CounterVec
-	rejected  *metrics.CounterVec
-	batch     *metrics.HistogramVec
-	commitSec *metrics.HistogramVec
-	pubErrs   *metrics.CounterVec
-	published *metrics.CounterVec
+	m serverMetrics
 
-	inflight sync.WaitGroup // ingest requests between decoding and publishing
+	handlers sync.WaitGroup // ingest requests between admission and their answer
 
-	healthMu   sync.Mutex
-	healthAt   time.Time
-	healthErrs map[string]string
+	healthMu  sync.Mutex
+	healthAt  time.Time
+	healthErr error
+}
+
+type serverMetrics struct {
+	requests  *prometheus.CounterVec
+	records   prometheus.Counter
+	rejected  *prometheus.CounterVec
+	batch     prometheus.Observer
+	commitSec prometheus.Observer
+	conflicts prometheus.Counter
+	inflight  prometheus.GaugeFunc
 }
 
 // Config wires a Server.
@@ -59,90 +77,137 @@ type Config struct {
 	Route string
 	Store Store
 	// Group tunes route2 (ignored by route1).
-	Group   GroupConfig
-	Pub     Publisher // may be nil (no streaming)
-	MaxBody int64     // 0: DefaultMaxBody
-	Log     *slog.Logger
-	// Checks are run by GET /healthz (e.g. "mysql": ping, "pubsub": topic exists).
-	Checks map[string]func(context.Context) error
-	// Registry receives the metrics; nil makes a new one.
-	Registry *metrics.Registry
+	Group GroupConfig
+	// Committed is told about every commit (the outbox's Publish); nil: nothing.
+	Committed Committed
+	// Tokens are the accepted bearer tokens; nil accepts requests without one.
+	Tokens           *Tokens
+	MaxBody          int64         // 0: DefaultMaxBody
+	MaxInflightBytes int64         // 0: DefaultMaxInflight
+	DBTimeout        time.Duration // 0: DefaultDBTimeout
+	// Ready is the readiness check of GET /healthz: what ingest needs (MySQL).
+	Ready func(context.Context) error
+	// Status adds fields to the /healthz body (Pub/Sub state, outbox backlog).
+	Status func() map[string]any
+	Log    *slog.Logger
+	// Registry receives the metrics and is served on /metrics; nil makes one.
+	Registry *prometheus.Registry
 }
 
 // NewServer builds the service and starts its writer.
 func NewServer(cfg Config) (*Server, error) {
-	s := &Server{route: cfg.Route, pub: cfg.Pub, maxBody: cfg.MaxBody, log: cfg.Log,
-		checks: cfg.Checks, reg: cfg.Registry}
+	s := &Server{route: cfg.Route, tokens: cfg.Tokens, maxBody: cfg.MaxBody, maxFlight: cfg.MaxInflightBytes,
+		log: cfg.Log, ready: cfg.Ready, status: cfg.Status}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBody
 	}
-	if s.reg == nil {
-		s.reg = metrics.NewRegistry()
+	if s.maxFlight <= 0 {
+		s.maxFlight = DefaultMaxInflight
 	}
-	s.requests = s.reg.NewCounter("vmpulse_ingest_requests_total", "Ingest requests by route and status code.", "route", "code")
-	s.records = s.reg.NewCounter("vmpulse_ingest_records_total", "Records committed by route.", "route")
-	s.rejected = s.reg.NewCounter("vmpulse_ingest_rejected_total", "Requests rejected before reaching MySQL, by route and reason.", "route", "reason")
-	s.batch = s.reg.NewHistogram("vmpulse_ingest_batch_records", "Records per committed transaction.",
-		metrics.ExpBuckets(1, 2, 13), "route")
-	s.commitSec = s.reg.NewHistogram("vmpulse_ingest_commit_seconds", "Time from the start of a transaction to its commit, per request.",
-		metrics.ExpBuckets(0.0005, 2, 15), "route")
-	s.published = s.reg.NewCounter("vmpulse_ingest_published_total", "Records acknowledged by Pub/Sub.", "route")
-	s.pubErrs = s.reg.NewCounter("vmpulse_ingest_publish_errors_total", "Records committed whose publication failed.", "route")
+	s.maxFlight = max(s.maxFlight, s.maxBody) // one largest request always fits
+	timeout := cfg.DBTimeout
+	if timeout <= 0 {
+		timeout = DefaultDBTimeout
+	}
+	if s.ready == nil {
+		s.ready = func(context.Context) error { return nil }
+	}
+	if s.status == nil {
+		s.status = func() map[string]any { return nil }
+	}
+	committed := cfg.Committed
+	if committed == nil {
+		committed = func(Commit, []record.Record) {}
+	}
+	reg := cfg.Registry
+	if reg == nil {
+		reg = NewRegistry()
+	}
+	s.registerMetrics(reg)
+	ids := NewBatchIDs()
 	switch cfg.Route {
 	case Route1:
-		s.writer = &PerRequest{Store: cfg.Store, Route: Route1, OnBatch: s.ObserveBatch}
+		s.writer = NewPerRequest(cfg.Store, ids, timeout, func(c Commit, recs []record.Record) {
+			s.m.batch.Observe(float64(c.Size))
+			committed(c, recs)
+		})
 	case Route2:
 		g := cfg.Group
-		g.OnBatch = s.ObserveBatch
-		s.writer = NewGroupCommit(cfg.Store, Route2, g)
+		g.Timeout = timeout
+		s.writer = NewGroupCommit(cfg.Store, ids, g, committed, func(n int) { s.m.batch.Observe(float64(n)) })
 	default:
 		return nil, fmt.Errorf("ingest: strategy %q: want route1 or route2", cfg.Route)
 	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /ingest", promhttp.InstrumentHandlerCounter(s.m.requests, http.HandlerFunc(s.serveIngest)))
+	mux.HandleFunc("GET /healthz", s.serveHealth)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	s.handler = mux
 	return s, nil
 }
 
-// Close stops accepting writes, waits for the accepted ones to commit and for
-// their handlers to hand them to the publisher. Call it after the HTTP server has
-// shut down (handlers still running after the shutdown grace finish here), and
-// before stopping the publisher.
-func (s *Server) Close() {
-	s.writer.Close()
-	s.inflight.Wait()
+// NewRegistry returns a registry with the Go runtime and process collectors.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return reg
 }
 
-// ObserveBatch records a committed group's size (GroupCommit's OnBatch).
-func (s *Server) ObserveBatch(n int) { s.batch.With(s.route).Observe(float64(n)) }
+func (s *Server) registerMetrics(reg prometheus.Registerer) {
+	labels := prometheus.Labels{"route": s.route}
+	s.m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vmpulse_ingest_requests_total",
+		Help: "Ingest requests by route and status code.", ConstLabels: labels}, []string{"code"})
+	s.m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vmpulse_ingest_rejected_total",
+		Help: "Requests refused before reaching MySQL, by route and reason.", ConstLabels: labels}, []string{"reason"})
+	records := prometheus.NewCounter(prometheus.CounterOpts{Name: "vmpulse_ingest_records_total",
+		Help: "Records committed by route.", ConstLabels: labels})
+	conflicts := prometheus.NewCounter(prometheus.CounterOpts{Name: "vmpulse_ingest_conflicts_total",
+		Help: "Records refused because their id was stored with other values.", ConstLabels: labels})
+	batch := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vmpulse_ingest_batch_records",
+		Help: "Records per committed transaction or group.", ConstLabels: labels, Buckets: prometheus.ExponentialBuckets(1, 2, 13)})
+	commit := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vmpulse_ingest_commit_seconds",
+		Help: "Time from the start of a request's write to its commit.", ConstLabels: labels, Buckets: prometheus.ExponentialBuckets(0.0005, 2, 15)})
+	inflight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vmpulse_ingest_inflight_bytes",
+		Help: "Bytes of request bodies admitted and not yet answered.", ConstLabels: labels},
+		func() float64 { return float64(s.inflight.Load()) })
+	reg.MustRegister(s.m.requests, s.m.rejected, records, conflicts, batch, commit, inflight)
+	s.m.records, s.m.conflicts, s.m.batch, s.m.commitSec, s.m.inflight = records, conflicts, batch, commit, inflight
+}
 
-// publishDone counts a Pub/Sub answer.
-func (s *Server) publishDone(err error) {
-	if err != nil {
-		s.pubErrs.With(s.route).Inc()
-		return
-	}
-	s.published.With(s.route).Inc()
+// Close stops accepting writes, lets the accepted ones commit until ctx ends (those
+// not started by then are answered 503), and waits for their handlers. Call it
+// after the HTTP server has shut down, and before stopping the publisher.
+func (s *Server) Close(ctx context.Context) {
+	s.writer.Close(ctx)
+	s.handlers.Wait()
 }
 
 // Handler routes POST /ingest, GET /healthz and GET /metrics.
-func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /ingest", s.serveIngest)
-	mux.HandleFunc("GET /healthz", s.serveHealth)
-	mux.Handle("GET /metrics", s.reg.Handler())
-	return mux
-}
+func (s *Server) Handler() http.Handler { return s.handler }
 
 type errorBody struct {
-	Error string `json:"error"`
-	Field string `json:"field,omitempty"`
-	Index *int   `json:"index,omitempty"`
-	Route string `json:"route"`
+	Error     string   `json:"error"`
+	Field     string   `json:"field,omitempty"`
+	Index     *int     `json:"index,omitempty"`
+	Conflicts []string `json:"conflicts,omitempty"`
+	Route     string   `json:"route"`
 }
 
+// fail answers an error; the body stays under maxErrorBody whatever the input.
 func (s *Server) fail(w http.ResponseWriter, code int, reason string, body errorBody) {
 	body.Route = s.route
-	s.requests.With(s.route, strconv.Itoa(code)).Inc()
+	if len(body.Error) > 700 {
+		body.Error = body.Error[:700] + "…"
+	}
+	if len(body.Field) > 100 {
+		body.Field = body.Field[:100]
+	}
+	if n := len(body.Conflicts); n > 5 {
+		body.Error += fmt.Sprintf(" (%d ids in all; the first 5 are listed)", n)
+		body.Conflicts = body.Conflicts[:5]
+	}
 	if reason != "" {
-		s.rejected.With(s.route, reason).Inc()
+		s.m.rejected.WithLabelValues(reason).Inc()
 	}
 	writeJSON(w, code, body)
 }
@@ -154,20 +219,39 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request) {
-	s.inflight.Add(1)
-	defer s.inflight.Done()
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || (mt != "application/json" && mt != "text/json") {
-		s.fail(w, http.StatusUnsupportedMediaType, "content_type", errorBody{
-			Error: "Content-Type must be application/json, got " + strconv.Quote(r.Header.Get("Content-Type"))})
+	if s.tokens != nil && !s.tokens.Allow(r.Header.Get("Authorization")) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="vmpulse-ingest"`)
+		s.fail(w, http.StatusUnauthorized, "unauthorized", errorBody{Error: "missing or invalid bearer token"})
 		return
 	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || (mt != "application/json" && mt != "text/json") {
+		s.fail(w, http.StatusUnsupportedMediaType, "content_type", errorBody{
+			Error: "Content-Type must be application/json, got " + record.Quote(r.Header.Get("Content-Type"))})
+		return
+	}
+	if r.ContentLength > s.maxBody {
+		s.tooLarge(w)
+		return
+	}
+	// Admission: hold at most maxFlight bytes of bodies at once.
+	size := r.ContentLength
+	if size < 0 {
+		size = s.maxBody // chunked: assume the largest
+	}
+	if s.inflight.Add(size) > s.maxFlight {
+		s.inflight.Add(-size)
+		w.Header().Set("Retry-After", "1")
+		s.fail(w, http.StatusTooManyRequests, "busy", errorBody{Error: "this route is at its in-flight limit; retry"})
+		return
+	}
+	s.handlers.Add(1)
+	defer func() { s.inflight.Add(-size); s.handlers.Done() }()
+
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			s.fail(w, http.StatusRequestEntityTooLarge, "too_large", errorBody{
-				Error: "body larger than " + strconv.FormatInt(s.maxBody, 10) + " bytes: send fewer records per request"})
+			s.tooLarge(w)
 			return
 		}
 		s.fail(w, http.StatusBadRequest, "read", errorBody{Error: "reading the body: " + err.Error()})
@@ -175,6 +259,11 @@ func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request) {
 	}
 	recs, err := record.DecodeBatch(body)
 	if err != nil {
+		var tm *record.TooManyError
+		if errors.As(err, &tm) {
+			s.fail(w, http.StatusRequestEntityTooLarge, "too_many", errorBody{Error: err.Error(), Field: "body"})
+			return
+		}
 		eb := errorBody{Error: err.Error()}
 		var fe *record.FieldError
 		if errors.As(err, &fe) {
@@ -187,6 +276,7 @@ func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusBadRequest, "invalid", eb)
 		return
 	}
+	body = nil // the records are decoded; let the bytes go
 	for i := range recs {
 		if recs[i].ID == "" {
 			recs[i].ID = record.ContentID(recs[i])
@@ -194,51 +284,65 @@ func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := s.writer.Write(r.Context(), recs)
 	if err != nil {
-		if r.Context().Err() != nil {
-			s.requests.With(s.route, "499").Inc() // client went away before its records were written
-			return
+		switch {
+		case r.Context().Err() != nil:
+			w.WriteHeader(499) // the client went away before its records were written
+		case mysql.Permanent(err):
+			s.log.Error("MySQL refused a record", "records", len(recs), "err", err)
+			s.fail(w, http.StatusBadRequest, "refused", errorBody{Error: "MySQL refused a record: " + err.Error()})
+		default:
+			s.log.Error("commit failed", "records", len(recs), "err", err)
+			w.Header().Set("Retry-After", "1")
+			s.fail(w, http.StatusServiceUnavailable, "", errorBody{Error: "records not stored, retry: " + err.Error()})
 		}
-		s.log.Error("commit failed", "route", s.route, "records", len(recs), "err", err)
-		w.Header().Set("Retry-After", "1")
-		s.fail(w, http.StatusServiceUnavailable, "", errorBody{Error: "records not stored, retry: " + err.Error()})
 		return
 	}
-	s.records.With(s.route).Add(float64(len(recs)))
-	s.commitSec.With(s.route).Observe(c.Duration.Seconds())
-	if s.pub != nil {
-		s.pub.Publish(context.WithoutCancel(r.Context()), s.route, c.At, c.Duration, recs, s.publishDone)
+	stored := len(recs) - len(c.Conflicts)
+	s.m.records.Add(float64(stored - len(c.Retried)))
+	s.m.commitSec.Observe(c.Duration.Seconds())
+	if len(c.Conflicts) > 0 {
+		s.m.conflicts.Add(float64(len(c.Conflicts)))
+		s.fail(w, http.StatusConflict, "conflict", errorBody{Conflicts: c.Conflicts,
+			Error: fmt.Sprintf("id %s is already stored with other values; %d other records of this request are stored",
+				record.Quote(c.Conflicts[0]), stored)})
+		return
 	}
 	ids := make([]string, len(recs))
 	for i := range recs {
 		ids[i] = recs[i].ID
 	}
-	s.requests.With(s.route, "201").Inc()
 	writeJSON(w, http.StatusCreated, map[string]any{
-		"route": s.route, "stored": len(recs), "ids": ids,
-		"commit_ms": float64(c.Duration.Microseconds()) / 1000, "batch": c.Batch,
+		"route": s.route, "stored": stored, "ids": ids,
+		"commit_ms": float64(c.Duration.Microseconds()) / 1000, "batch": c.Size,
 	})
 }
 
-// serveHealth runs the checks at most once a second and answers 200 when all pass.
+func (s *Server) tooLarge(w http.ResponseWriter) {
+	s.fail(w, http.StatusRequestEntityTooLarge, "too_large", errorBody{Field: "body",
+		Error: "body larger than " + strconv.FormatInt(s.maxBody, 10) + " bytes: send fewer records per request"})
+}
+
+// serveHealth is readiness: it checks what ingest needs (MySQL) at most once a
+// second. Pub/Sub trouble is reported in the body but never fails it: records are
+// stored and the outbox publishes them later.
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	s.healthMu.Lock()
 	if time.Since(s.healthAt) > time.Second {
-		errs := map[string]string{}
-		for name, check := range s.checks {
-			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-			if err := check(ctx); err != nil {
-				errs[name] = err.Error()
-			}
-			cancel()
-		}
-		s.healthErrs, s.healthAt = errs, time.Now()
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		s.healthErr, s.healthAt = s.ready(ctx), time.Now()
+		cancel()
 	}
-	errs := s.healthErrs
+	err := s.healthErr
 	s.healthMu.Unlock()
-	w.Header().Set("Cache-Control", "no-store")
-	if len(errs) > 0 {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unhealthy", "route": s.route, "failing": errs})
-		return
+	body := map[string]any{"status": "ok", "route": s.route}
+	for k, v := range s.status() {
+		body[k] = v
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "route": s.route})
+	code := http.StatusOK
+	if err != nil {
+		body["status"], body["mysql"] = "unhealthy", err.Error()
+		code = http.StatusServiceUnavailable
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, code, body)
 }

@@ -14,79 +14,241 @@ import (
 	"github.com/vmpulse/vmpulse/record"
 )
 
-const columns = `id, vm, route, hora, total_ram, ram_libre, uso_ram, porcentaje_ram,
+// recordColumns are the record's own columns, in the order rowArgs and scanRecord use.
+const recordColumns = `id, vm, source, hora, total_ram, ram_libre, uso_ram, porcentaje_ram,
 	porcentaje_cpu_uso, porcentaje_cpu_libre, procesos_corriendo, total_procesos,
-	procesos_durmiendo, procesos_zombie, procesos_parados, top_procesos, stored_at`
+	procesos_durmiendo, procesos_zombie, procesos_parados, top_procesos`
 
-const nColumns = 17
+const columns = recordColumns + `, route, stored_at, batch`
 
-// MaxRowsPerStatement keeps a multi-row INSERT under MySQL's 65 535 placeholders
-// per prepared statement (17 columns × 3 000 = 51 000) and well under
-// max_allowed_packet.
-const MaxRowsPerStatement = 3000
+const nColumns = 19
 
-// onDuplicate keeps the first stored copy of a retried record (idempotency).
+// MaxRowsPerStatement bounds a multi-row INSERT. Parameters are interpolated by
+// the driver (no server-side prepared statement, so no 65 535-placeholder limit);
+// 5 000 rows of ~500 bytes stay far under max_allowed_packet (16 MiB on MariaDB,
+// 64 MiB on MySQL 8.4). A request carries at most record.MaxBatch records, so one
+// request is always one statement.
+const MaxRowsPerStatement = record.MaxBatch
+
+// onDuplicate keeps the first stored copy of a retried record (idempotency). With
+// it, MySQL counts one affected row per inserted row and none for a duplicate, so
+// the affected-row count says at no extra cost whether every row was new.
 const onDuplicate = " ON DUPLICATE KEY UPDATE id = id"
 
-func args(dst []any, route string, storedAt time.Time, r *record.Record) []any {
-	var top any // NULL when absent
+// Batch identifies one commit: the id and the stored_at written into each of its rows.
+type Batch struct {
+	ID       int64
+	StoredAt time.Time
+}
+
+// Result says which records of an insert were not inserted because their id was
+// already stored, by an earlier commit or earlier in the same statement.
+type Result struct {
+	// NotInserted holds the positions, in the records given, of those records.
+	NotInserted []int
+	// Stored holds the stored copy of each of their ids.
+	Stored map[string]record.Record
+}
+
+// Writer writes the rows of one ingest strategy: every row it stores is tagged with
+// its route.
+type Writer struct {
+	s     *Store
+	route string
+}
+
+// Writer returns the writer of route's rows.
+func (s *Store) Writer(route string) *Writer { return &Writer{s: s, route: route} }
+
+func rowArgs(dst []any, route string, b Batch, r *record.Record) []any {
+	var top, src any // NULL when absent
 	if len(r.TopProcesos) > 0 {
-		b, _ := json.Marshal(r.TopProcesos) // plain structs always marshal
-		top = string(b)
+		j, _ := json.Marshal(r.TopProcesos) // plain structs always marshal
+		top = string(j)
 	}
-	return append(dst, r.ID, r.VM, route, r.Hora.Time, r.TotalRAM, r.RAMLibre, r.UsoRAM,
+	if r.Source != "" {
+		src = r.Source
+	}
+	return append(dst, r.ID, r.VM, src, r.Hora.Time, r.TotalRAM, r.RAMLibre, r.UsoRAM,
 		r.PorcentajeRAM, r.PorcentajeCPUUso, r.PorcentajeCPULibre, r.ProcesosCorriendo,
-		r.TotalProcesos, r.ProcesosDurmiendo, r.ProcesosZombie, r.ProcesosParados, top, storedAt)
+		r.TotalProcesos, r.ProcesosDurmiendo, r.ProcesosZombie, r.ProcesosParados, top,
+		route, b.StoredAt, b.ID)
 }
 
-func valuesClause(rows int) string {
-	one := "(" + strings.TrimSuffix(strings.Repeat("?,", nColumns), ",") + ")"
-	return strings.TrimSuffix(strings.Repeat(one+",", rows), ",")
+var oneRow = "(" + strings.TrimSuffix(strings.Repeat("?,", nColumns), ",") + ")"
+
+func insertSQL(rows int) string {
+	var sb strings.Builder
+	sb.Grow(len("INSERT INTO records () VALUES ") + len(columns) + rows*(len(oneRow)+1) + len(onDuplicate))
+	sb.WriteString("INSERT INTO records (")
+	sb.WriteString(columns)
+	sb.WriteString(") VALUES ")
+	for i := 0; i < rows; i++ {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(oneRow)
+	}
+	sb.WriteString(onDuplicate)
+	return sb.String()
 }
 
-var insertOne = "INSERT INTO records (" + columns + ") VALUES " + valuesClause(1) + onDuplicate
+var insertOne = insertSQL(1)
 
 // InsertEach stores recs in one transaction with one single-row INSERT per record:
-// the route1 strategy.
-func (s *Store) InsertEach(ctx context.Context, route string, storedAt time.Time, recs []record.Record) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+// the route1 strategy (BEGIN, n INSERTs, COMMIT: n + 2 round trips).
+func (w *Writer) InsertEach(ctx context.Context, b Batch, recs []record.Record) (Result, error) {
+	var res Result
+	err := w.s.inTx(ctx, func(tx *sql.Tx) error {
+		res = Result{}
 		a := make([]any, 0, nColumns)
 		for i := range recs {
-			if _, err := tx.ExecContext(ctx, insertOne, args(a[:0], route, storedAt, &recs[i])...); err != nil {
+			r, err := tx.ExecContext(ctx, insertOne, rowArgs(a[:0], w.route, b, &recs[i])...)
+			if err != nil {
 				return fmt.Errorf("insert record %s: %w", recs[i].ID, err)
 			}
+			if n, _ := r.RowsAffected(); n == 0 {
+				res.NotInserted = append(res.NotInserted, i)
+			}
 		}
-		return nil
+		if len(res.NotInserted) == 0 {
+			return nil
+		}
+		var err error
+		res.Stored, err = storedCopies(ctx, tx, recs, res.NotInserted, b.ID)
+		return err
 	})
+	return res, err
 }
 
-// InsertMulti stores recs in one transaction with multi-row INSERTs of at most
-// MaxRowsPerStatement rows: the route2 strategy's group commit.
-func (s *Store) InsertMulti(ctx context.Context, route string, storedAt time.Time, recs []record.Record) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		return insertMulti(ctx, tx, route, storedAt, recs)
+// InsertMulti stores recs with one multi-row INSERT in autocommit: the route2
+// strategy's group commit. A single statement is atomic in InnoDB, so the group
+// needs no BEGIN and COMMIT: one round trip.
+func (w *Writer) InsertMulti(ctx context.Context, b Batch, recs []record.Record) (Result, error) {
+	if len(recs) > MaxRowsPerStatement {
+		return Result{}, fmt.Errorf("insert %d records: at most %d in one statement", len(recs), MaxRowsPerStatement)
+	}
+	a := make([]any, 0, nColumns*len(recs))
+	for i := range recs {
+		a = rowArgs(a, w.route, b, &recs[i])
+	}
+	var r sql.Result
+	err := retry(ctx, func() error {
+		var err error
+		r, err = w.s.db.ExecContext(ctx, insertSQL(len(recs)), a...)
+		return err
 	})
+	if err != nil {
+		return Result{}, fmt.Errorf("insert %d records: %w", len(recs), err)
+	}
+	if n, _ := r.RowsAffected(); n == int64(len(recs)) {
+		return Result{}, nil // every row was new: the common case costs nothing more
+	}
+	// Some ids were there already: rows of this batch are the new ones.
+	stored, err := storedCopies(ctx, w.s.db, recs, nil, b.ID)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Stored: map[string]record.Record{}}
+	first := map[string]bool{}
+	for i := range recs {
+		id := recs[i].ID
+		if old, ok := stored[id]; ok {
+			res.NotInserted = append(res.NotInserted, i)
+			res.Stored[id] = old
+			continue
+		}
+		if first[id] { // a second copy in this statement: the first one was stored
+			res.NotInserted = append(res.NotInserted, i)
+			if _, ok := res.Stored[id]; !ok {
+				for j := range recs[:i] {
+					if recs[j].ID == id {
+						res.Stored[id] = recs[j]
+						break
+					}
+				}
+			}
+			continue
+		}
+		first[id] = true
+	}
+	return res, nil
 }
 
-func insertMulti(ctx context.Context, tx *sql.Tx, route string, storedAt time.Time, recs []record.Record) error {
-	for start := 0; start < len(recs); start += MaxRowsPerStatement {
-		chunk := recs[start:min(start+MaxRowsPerStatement, len(recs))]
-		q := "INSERT INTO records (" + columns + ") VALUES " + valuesClause(len(chunk)) + onDuplicate
-		a := make([]any, 0, nColumns*len(chunk))
-		for i := range chunk {
-			a = args(a, route, storedAt, &chunk[i])
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// storedCopies reads the stored rows, written by another batch than ours, of the
+// ids of recs (of those at positions only, when given).
+func storedCopies(ctx context.Context, q querier, recs []record.Record, only []int, ours int64) (map[string]record.Record, error) {
+	ids := make([]any, 0, len(recs)+1)
+	if only != nil {
+		for _, i := range only {
+			ids = append(ids, recs[i].ID)
 		}
-		if _, err := tx.ExecContext(ctx, q, a...); err != nil {
-			return fmt.Errorf("insert %d records: %w", len(chunk), err)
+	} else {
+		for i := range recs {
+			ids = append(ids, recs[i].ID)
 		}
 	}
-	return nil
+	out := map[string]record.Record{}
+	for start := 0; start < len(ids); start += 1000 {
+		chunk := ids[start:min(start+1000, len(ids))]
+		qs := "SELECT " + recordColumns + " FROM records WHERE batch <> ? AND id IN (" +
+			strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",") + ")"
+		rows, err := q.QueryContext(ctx, qs, append([]any{ours}, chunk...)...)
+		if err != nil {
+			return nil, fmt.Errorf("read stored copies of retried ids: %w", err)
+		}
+		for rows.Next() {
+			r, err := scanRecord(rows)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read stored copies of retried ids: %w", err)
+			}
+			out[r.ID] = r
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("read stored copies of retried ids: %w", err)
+		}
+	}
+	return out, nil
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+// scanRecord reads recordColumns into a record.
+func scanRecord(s scanner, extra ...any) (record.Record, error) {
+	var r record.Record
+	var src, top sql.NullString
+	var hora time.Time
+	dest := append([]any{&r.ID, &r.VM, &src, &hora, &r.TotalRAM, &r.RAMLibre, &r.UsoRAM,
+		&r.PorcentajeRAM, &r.PorcentajeCPUUso, &r.PorcentajeCPULibre, &r.ProcesosCorriendo,
+		&r.TotalProcesos, &r.ProcesosDurmiendo, &r.ProcesosZombie, &r.ProcesosParados, &top}, extra...)
+	if err := s.Scan(dest...); err != nil {
+		return r, err
+	}
+	r.Source = src.String
+	r.Hora = record.NewHora(hora)
+	if top.Valid && top.String != "" {
+		if err := json.Unmarshal([]byte(top.String), &r.TopProcesos); err != nil {
+			return r, fmt.Errorf("record %s: top_procesos: %w", r.ID, err)
+		}
+	}
+	return r, nil
 }
 
 // inTx runs fn in a transaction and commits, retrying the whole transaction a few
 // times when MySQL reports a deadlock or lock wait timeout (safe: inserts are
 // idempotent).
 func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	return retry(ctx, func() error { return s.tryTx(ctx, fn) })
+}
+
+// retry runs op up to three times while it fails with a deadlock or a lock wait
+// timeout.
+func retry(ctx context.Context, op func() error) error {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		if attempt > 0 {
@@ -96,7 +258,7 @@ func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 			case <-time.After(time.Duration(attempt*attempt) * 20 * time.Millisecond):
 			}
 		}
-		err = s.tryTx(ctx, fn)
+		err = op()
 		if err == nil || !retryable(err) {
 			return err
 		}
@@ -123,6 +285,22 @@ func retryable(err error) bool {
 	var me *driver.MySQLError
 	if errors.As(err, &me) {
 		return me.Number == 1213 || me.Number == 1205 // deadlock, lock wait timeout
+	}
+	return false
+}
+
+// Permanent reports an error that retrying the same rows cannot fix, as opposed to
+// the database being unreachable, slow or overloaded: a row MySQL refuses (data
+// too long, out of range, a constraint). Disk full (1114) is not permanent: it
+// heals when an operator adds space.
+func Permanent(err error) bool {
+	var me *driver.MySQLError
+	if !errors.As(err, &me) {
+		return false
+	}
+	switch me.Number {
+	case 1048, 1264, 1265, 1366, 1406, 1292: // null, out of range, truncated, bad value, too long, bad datetime
+		return true
 	}
 	return false
 }

@@ -43,9 +43,16 @@ type Config struct {
 	Wait time.Duration
 }
 
+// Network deadlines of every connection (a DSN may set its own).
+const (
+	DialTimeout = 5 * time.Second
+	IOTimeout   = 30 * time.Second
+)
+
 // Store is a migrated database handle.
 type Store struct {
 	db      *sql.DB
+	locks   *sql.DB
 	closeFn func() error
 }
 
@@ -54,7 +61,7 @@ func (s *Store) DB() *sql.DB { return s.db }
 
 // Close closes the pool and the Cloud SQL dialer, if any.
 func (s *Store) Close() error {
-	err := s.db.Close()
+	err := errors.Join(s.db.Close(), s.locks.Close())
 	if s.closeFn != nil {
 		err = errors.Join(err, s.closeFn())
 	}
@@ -72,10 +79,10 @@ func driverConfig(cfg Config) (*driver.Config, error) {
 			return nil, fmt.Errorf("cloud SQL instance %q: want project:region:instance", cfg.Instance)
 		}
 		if cfg.User == "" {
-			return nil, errors.New("cloud SQL: a database user is required (-db-user)")
+			return nil, errors.New("cloud SQL: a database user is required")
 		}
 		if cfg.IAMAuth && cfg.Password != "" {
-			return nil, errors.New("cloud SQL: -db-password must be empty with IAM authentication")
+			return nil, errors.New("cloud SQL: a password must not be given with IAM authentication")
 		}
 		dc = driver.NewConfig()
 		dc.User = cfg.User
@@ -90,21 +97,34 @@ func driverConfig(cfg Config) (*driver.Config, error) {
 		}
 	} else {
 		if cfg.DSN == "" {
-			return nil, errors.New("no database configured: set -mysql-dsn or -cloudsql-instance")
+			return nil, errors.New("no database configured: give a DSN or a Cloud SQL instance")
 		}
 		var err error
 		if dc, err = driver.ParseDSN(cfg.DSN); err != nil {
-			return nil, fmt.Errorf("parse -mysql-dsn: %w", err)
+			return nil, fmt.Errorf("parse the DSN: %w", err)
 		}
 		if dc.DBName == "" {
 			dc.DBName = cfg.Database
 		}
 	}
 	if dc.DBName == "" {
-		return nil, errors.New("no database name: set -db-name or put it in the DSN")
+		return nil, errors.New("no database name: give one, or put it in the DSN")
 	}
 	dc.ParseTime = true
 	dc.Loc = time.UTC
+	// Deadlines on every network step, so a database that stops answering (a
+	// blackholed route, a failover) never hangs a request: dial, then each read
+	// and write of a packet. Requests also carry their own, shorter, context
+	// deadlines; these are the backstop for work without one.
+	if dc.Timeout == 0 {
+		dc.Timeout = DialTimeout
+	}
+	if dc.ReadTimeout == 0 {
+		dc.ReadTimeout = IOTimeout
+	}
+	if dc.WriteTimeout == 0 {
+		dc.WriteTimeout = IOTimeout
+	}
 	// Placeholders are still used everywhere; the driver escapes them client-side,
 	// saving a prepare round trip per multi-row statement.
 	dc.InterpolateParams = true
@@ -152,6 +172,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("mysql connector: %w", err)
 	}
 	st.db = sql.OpenDB(conn)
+	// Named locks (Lead) hold a connection for as long as they last; they get a
+	// small pool of their own so they never take one from the data pool.
+	st.locks = sql.OpenDB(conn)
+	st.locks.SetMaxOpenConns(2)
 	max := cfg.MaxOpenConns
 	if max <= 0 {
 		max = 32

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -58,24 +59,43 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	}
 }
 
+func batch(id int64) Batch { return Batch{ID: id, StoredAt: time.Now().UTC()} }
+
 func TestInsertEachAndMultiStoreOnce(t *testing.T) {
 	st := open(t)
 	ctx := context.Background()
-	at := time.Now().UTC()
+	r1, r2 := st.Writer("route1"), st.Writer("route2")
 	a := testRecords("a", 50)
-	b := testRecords("b", MaxRowsPerStatement+250) // spans two statements
-	if err := st.InsertEach(ctx, "route1", at, a); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.InsertMulti(ctx, "route2", at, b); err != nil {
-		t.Fatal(err)
-	}
-	// Retries, including of a record first stored by the other route, change nothing.
-	if err := st.InsertMulti(ctx, "route2", at, a[:10]); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.InsertEach(ctx, "route1", at, b[:10]); err != nil {
-		t.Fatal(err)
+	b := testRecords("b", MaxRowsPerStatement) // the largest single statement
+	for _, step := range []struct {
+		w    *Writer
+		id   int64
+		recs []record.Record
+		dups int
+	}{
+		{r1, 1, a, 0}, {r2, 2, b, 0},
+		// Retries, including of a record first stored by the other route, change
+		// nothing and are reported as not inserted, with the stored copy.
+		{r2, 3, a[:10], 10}, {r1, 4, b[:10], 10},
+	} {
+		var res Result
+		var err error
+		if step.w == r1 {
+			res, err = step.w.InsertEach(ctx, batch(step.id), step.recs)
+		} else {
+			res, err = step.w.InsertMulti(ctx, batch(step.id), step.recs)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.NotInserted) != step.dups || len(res.Stored) != step.dups {
+			t.Fatalf("batch %d: %d not inserted, %d stored copies; want %d", step.id, len(res.NotInserted), len(res.Stored), step.dups)
+		}
+		for _, i := range res.NotInserted {
+			if !reflect.DeepEqual(res.Stored[step.recs[i].ID], step.recs[i]) {
+				t.Fatalf("stored copy %+v differs from %+v", res.Stored[step.recs[i].ID], step.recs[i])
+			}
+		}
 	}
 	if n := count(t, st, ""); n != len(a)+len(b) {
 		t.Fatalf("%d rows, want %d", n, len(a)+len(b))
@@ -88,19 +108,118 @@ func TestInsertEachAndMultiStoreOnce(t *testing.T) {
 	if err != nil || some["route1"] != 1 || some["route2"] != 1 {
 		t.Fatalf("by route for 3 ids: %v, %v", some, err)
 	}
-	// Values survive the round trip.
-	var vm, route, hora, top string
-	var cpu float64
-	var zombies int
-	err = st.DB().QueryRow("SELECT vm, route, hora, porcentaje_cpu_uso, procesos_zombie, top_procesos FROM records WHERE id = ?", a[0].ID).
-		Scan(&vm, &route, &hora, &cpu, &zombies, &top)
+	// What MySQL holds is exactly what was sent, and says which batch stored it.
+	sb, err := st.ReadBatch(ctx, 1)
+	if err != nil || sb.Route != "route1" || !reflect.DeepEqual(sb.Records, a) {
+		t.Fatalf("batch 1 read back as %s %d records (%v); want route1 and the records sent", sb.Route, len(sb.Records), err)
+	}
+}
+
+// TestDuplicateInOneStatement: two copies of an id in one group commit store the
+// first and report the second as not inserted, with the first as the stored copy.
+func TestDuplicateInOneStatement(t *testing.T) {
+	st := open(t)
+	recs := testRecords("d", 4)
+	recs[3] = recs[1]
+	recs[3].ProcesosZombie = 7 // same id, other values
+	res, err := st.Writer("route2").InsertMulti(context.Background(), batch(9), recs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if vm != "vm-1" || route != "route1" || cpu != 22.5 || zombies != 1 || !strings.Contains(top, `"name":"init"`) ||
-		!strings.HasPrefix(hora, "2025-06-17") {
-		t.Fatalf("row: %s %s %s %v %d %s", vm, route, hora, cpu, zombies, top)
+	if len(res.NotInserted) != 1 || res.NotInserted[0] != 3 || res.Stored[recs[1].ID].ProcesosZombie != recs[1].ProcesosZombie {
+		t.Fatalf("result %+v", res)
 	}
+	if n := count(t, st, "WHERE procesos_zombie = 7"); n != 0 {
+		t.Fatal("the second copy overwrote the first")
+	}
+}
+
+// TestOutboxQueries: batches without a marker are found in their id range, oldest
+// first, with their sizes; marking them hides them; markers are pruned by age.
+func TestOutboxQueries(t *testing.T) {
+	st := open(t)
+	ctx := context.Background()
+	w := st.Writer("route2")
+	for i, n := range []int{3, 1, 2} {
+		if _, err := w.InsertMulti(ctx, batch(int64(100+i)), testRecords(fmt.Sprintf("o%d", i), n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := st.Unpublished(ctx, 99, 200, 10)
+	if err != nil || !reflect.DeepEqual(got, []BatchCount{{100, 3}, {101, 1}, {102, 2}}) {
+		t.Fatalf("unpublished %v, %v", got, err)
+	}
+	if got, _ := st.Unpublished(ctx, 100, 102, 10); !reflect.DeepEqual(got, []BatchCount{{101, 1}}) {
+		t.Fatalf("the range is exclusive: %v", got)
+	}
+	if err := st.MarkPublished(ctx, []int64{100, 102, 100}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.Unpublished(ctx, 0, 200, 10); !reflect.DeepEqual(got, []BatchCount{{101, 1}}) {
+		t.Fatalf("after marking: %v", got)
+	}
+	if n, err := st.PrunePublished(ctx, 101); err != nil || n != 1 {
+		t.Fatalf("pruned %d, %v", n, err)
+	}
+}
+
+// TestLeaseIsExclusive: one process at a time holds the republisher's lock; it is
+// free again once released.
+func TestLeaseIsExclusive(t *testing.T) {
+	st := open(t)
+	other := open(t)
+	ctx := context.Background()
+	name := fmt.Sprintf("vmpulse-test-%d", time.Now().UnixNano())
+	l, err := st.Lead(ctx, name)
+	if err != nil || l == nil {
+		t.Fatalf("first lead: %v %v", l, err)
+	}
+	if !l.Held(ctx) {
+		t.Fatal("the holder does not see its lock")
+	}
+	if l2, err := other.Lead(ctx, name); err != nil || l2 != nil {
+		t.Fatalf("second lead while held: %v %v", l2, err)
+	}
+	l.Release()
+	l2, err := other.Lead(ctx, name)
+	if err != nil || l2 == nil {
+		t.Fatalf("lead after release: %v %v", l2, err)
+	}
+	l2.Release()
+}
+
+// TestMigrateFromVersion1: a database created by the first release keeps its rows
+// and gains the outbox columns.
+func TestMigrateFromVersion1(t *testing.T) {
+	dsn := testenv.MySQL(t)
+	st, err := Open(context.Background(), Config{DSN: dsn, Wait: 5 * time.Second}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := st.DB()
+	for _, q := range []string{"DROP TABLE records", "DROP TABLE published_batches", "DELETE FROM schema_version WHERE version > 1", migrations[0][0],
+		`INSERT INTO records (id, vm, route, hora, total_ram, ram_libre, uso_ram, porcentaje_ram, porcentaje_cpu_uso,
+			porcentaje_cpu_libre, procesos_corriendo, total_procesos, procesos_durmiendo, procesos_zombie, procesos_parados, stored_at)
+			VALUES ('old', 'vm-1', 'route1', NOW(), 2048, 1100, 948, 46.3, 1, 99, 1, 10, 9, 0, 0, NOW())`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	st.Close()
+	st = open2(t, dsn)
+	if n := count(t, st, "WHERE id = 'old' AND batch = 0 AND source IS NULL"); n != 1 {
+		t.Fatalf("the old row after migrating: %d", n)
+	}
+}
+
+func open2(t *testing.T, dsn string) *Store {
+	t.Helper()
+	st, err := Open(context.Background(), Config{DSN: dsn, Wait: 5 * time.Second}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
 
 // TestIDsAreCaseSensitive: "abc" and "ABC" are different records, as validation
@@ -109,7 +228,7 @@ func TestIDsAreCaseSensitive(t *testing.T) {
 	st := open(t)
 	recs := testRecords("x", 2)
 	recs[0].ID, recs[1].ID = "case-id", "CASE-ID"
-	if err := st.InsertMulti(context.Background(), "route2", time.Now(), recs); err != nil {
+	if _, err := st.Writer("route2").InsertMulti(context.Background(), batch(1), recs); err != nil {
 		t.Fatal(err)
 	}
 	if n := count(t, st, ""); n != 2 {
@@ -117,17 +236,25 @@ func TestIDsAreCaseSensitive(t *testing.T) {
 	}
 }
 
-func TestFailedTransactionStoresNothing(t *testing.T) {
+func TestFailedWritesStoreNothing(t *testing.T) {
 	st := open(t)
 	recs := testRecords("c", 5)
 	recs[3].VM = strings.Repeat("x", 200) // longer than the column: the INSERT fails
 	// (MySQL 8 and MariaDB ≥ 10.2.4 run in strict mode by default; validation keeps
 	// such values from reaching MySQL in the first place.)
-	if err := st.InsertEach(context.Background(), "route1", time.Now(), recs); err == nil {
+	w := st.Writer("route1")
+	_, err := w.InsertEach(context.Background(), batch(1), recs)
+	if err == nil {
 		t.Fatal("a too-long value was accepted: is the server in strict mode?")
 	}
+	if !Permanent(err) {
+		t.Fatalf("a refused row is not reported as permanent: %v", err)
+	}
+	if _, err := w.InsertMulti(context.Background(), batch(2), recs); err == nil || !Permanent(err) {
+		t.Fatalf("multi-row: %v", err)
+	}
 	if n := count(t, st, ""); n != 0 {
-		t.Fatalf("%d rows after a failed transaction, want 0", n)
+		t.Fatalf("%d rows after failed writes, want 0", n)
 	}
 }
 
@@ -157,9 +284,9 @@ func TestDriverConfig(t *testing.T) {
 		{"bad instance", Config{Instance: "p-i", User: "u", Database: "v"}, "project:region:instance", nil},
 		{"iam with password", Config{Instance: "p:r:i", User: "u", Password: "x", IAMAuth: true, Database: "v"}, "IAM", nil},
 		{"no user", Config{Instance: "p:r:i", Database: "v"}, "user", nil},
-		{"nothing", Config{}, "-mysql-dsn", nil},
+		{"nothing", Config{}, "DSN", nil},
 		{"no database", Config{DSN: "u@tcp(db:3306)/"}, "database name", nil},
-		{"bad dsn", Config{DSN: "not a dsn"}, "-mysql-dsn", nil},
+		{"bad dsn", Config{DSN: "not a dsn"}, "DSN", nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -178,6 +305,19 @@ func TestDriverConfig(t *testing.T) {
 			}
 			c.check(t, dc.Net, dc.Addr, dc.User, dc.DBName, dc.AllowCleartextPasswords)
 		})
+	}
+}
+
+// TestNetworkDeadlines: every connection has dial, read and write deadlines, so a
+// database that stops answering never hangs a request; a DSN may set its own.
+func TestNetworkDeadlines(t *testing.T) {
+	dc, err := driverConfig(Config{DSN: "u@tcp(db:3306)/x"})
+	if err != nil || dc.Timeout != DialTimeout || dc.ReadTimeout != IOTimeout || dc.WriteTimeout != IOTimeout {
+		t.Fatalf("%v %v %v %v", dc.Timeout, dc.ReadTimeout, dc.WriteTimeout, err)
+	}
+	dc, err = driverConfig(Config{DSN: "u@tcp(db:3306)/x?timeout=1s&readTimeout=2s"})
+	if err != nil || dc.Timeout != time.Second || dc.ReadTimeout != 2*time.Second || dc.WriteTimeout != IOTimeout {
+		t.Fatalf("%v %v %v %v", dc.Timeout, dc.ReadTimeout, dc.WriteTimeout, err)
 	}
 }
 

@@ -18,14 +18,6 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Message attributes set by the routes.
-const (
-	AttrRoute    = "route"     // "route1" or "route2"
-	AttrVM       = "vm"        // the record's vm
-	AttrCommitMS = "commit_ms" // how long the commit took, milliseconds
-	AttrStoredAt = "stored_at" // commit time, RFC 3339 with nanoseconds
-)
-
 // Connect returns a client for project. With emulatorHost ("host:port") it talks
 // plain gRPC to the Pub/Sub emulator or pstest without credentials; otherwise it
 // uses Application Default Credentials (Workload Identity on GKE, the service

@@ -68,8 +68,8 @@ func TestTopicAndSubscriptionLifecycle(t *testing.T) {
 	}
 }
 
-// TestPublishAfterStopIsReported: a record handed over after Stop is not silently
-// lost: each gets an error result (and a log line).
+// TestPublishAfterStopIsReported: a batch handed over after Stop is not silently
+// lost: its done callback gets an error (and a log line).
 func TestPublishAfterStopIsReported(t *testing.T) {
 	ctx := context.Background()
 	c, err := Connect(ctx, "vmpulse-test", testenv.PubsubEmulator(t))
@@ -81,7 +81,7 @@ func TestPublishAfterStopIsReported(t *testing.T) {
 	if err := EnsureTopic(ctx, c, topic, true); err != nil {
 		t.Fatal(err)
 	}
-	p := NewPublisher(c, topic, slog.New(slog.DiscardHandler))
+	p := NewPublisher(c, topic, "route1", slog.New(slog.DiscardHandler))
 	var mu sync.Mutex
 	var ok, failed int
 	done := func(err error) {
@@ -94,10 +94,51 @@ func TestPublishAfterStopIsReported(t *testing.T) {
 		}
 	}
 	recs := []record.Record{{ID: "a", VM: "v"}, {ID: "b", VM: "v"}}
-	p.Publish(ctx, "route1", time.Now(), time.Millisecond, recs, done)
+	p.Publish(ctx, Batch{ID: 1, StoredAt: time.Now()}, recs, done)
 	p.Stop()
-	p.Publish(ctx, "route1", time.Now(), time.Millisecond, recs, done)
-	if ok != 2 || failed != 2 {
-		t.Fatalf("ok %d failed %d, want 2 and 2", ok, failed)
+	p.Publish(ctx, Batch{ID: 2, StoredAt: time.Now()}, recs, done)
+	if ok != 1 || failed != 1 || p.Err() != nil {
+		t.Fatalf("ok %d failed %d (err %v), want one batch published and one refused", ok, failed, p.Err())
+	}
+}
+
+// TestMessageRoundTrip: what the routes encode, the relay decodes, for both kinds,
+// and messages of the earlier format (no kind, no id attribute) still decode.
+func TestMessageRoundTrip(t *testing.T) {
+	at := time.Date(2026, 12, 1, 10, 0, 0, 123456789, time.UTC)
+	b := Batch{ID: 1<<40 + 7, StoredAt: at, Commit: 2500 * time.Microsecond}
+	m := RecordMessage("route2", b, "r-1", "vm-1", []byte(`{"id":"r-1","vm":"vm-1"}`))
+	got, err := Decode(m.Data, m.Attributes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Message{Kind: KindRecord, Route: "route2", ID: "r-1", VM: "vm-1", StoredAt: at, CommitMS: 2.5, Batch: b.ID, Record: m.Data}
+	if got.Kind != want.Kind || got.Route != want.Route || got.ID != want.ID || got.VM != want.VM ||
+		!got.StoredAt.Equal(at) || got.CommitMS != want.CommitMS || got.Batch != want.Batch || string(got.Record) != string(want.Record) {
+		t.Fatalf("decoded %+v, want %+v", got, want)
+	}
+	h := HeartbeatMessage("route1", "route1@pod-a", at)
+	got, err = Decode(h.Data, h.Attributes)
+	if err != nil || got.Kind != KindHeartbeat || got.Instance != "route1@pod-a" || got.Route != "route1" || !got.StoredAt.Equal(at) {
+		t.Fatalf("heartbeat %+v %v", got, err)
+	}
+	old, err := Decode([]byte(`{"id":"x-9"}`), map[string]string{AttrRoute: "route1", AttrCommitMS: "1.250"})
+	if err != nil || old.Kind != KindRecord || old.ID != "x-9" || old.CommitMS != 1.25 {
+		t.Fatalf("earlier format: %+v %v", old, err)
+	}
+	for _, bad := range []struct {
+		data  string
+		attrs map[string]string
+	}{
+		{"not json", nil},
+		{`[1]`, nil},
+		{`{"id":"a"}`, map[string]string{AttrKind: "gossip"}},
+		{`{"id":"a"}`, map[string]string{AttrStoredAt: "yesterday"}},
+		{`{"id":"a"}`, map[string]string{AttrBatch: "x"}},
+		{"", map[string]string{AttrKind: KindHeartbeat}},
+	} {
+		if _, err := Decode([]byte(bad.data), bad.attrs); err == nil {
+			t.Errorf("Decode(%q, %v) accepted", bad.data, bad.attrs)
+		}
 	}
 }

@@ -18,9 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -32,10 +30,12 @@ import (
 	"github.com/vmpulse/vmpulse/functions/relay"
 	"github.com/vmpulse/vmpulse/internal/flagenv"
 	"github.com/vmpulse/vmpulse/internal/httpserve"
+	"github.com/vmpulse/vmpulse/internal/logging"
+	"github.com/vmpulse/vmpulse/internal/pprofserve"
 )
 
 func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	log := logging.New(os.Stderr, slog.LevelInfo)
 	if err := run(context.Background(), os.Args[1:], log); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return
@@ -103,10 +103,8 @@ func parse(args []string) (config, error) {
 	case c.unhealthyAfter < 0:
 		return c, fmt.Errorf("-unhealthy-after %v: must not be negative", c.unhealthyAfter)
 	}
-	if c.pprofAddr != "" {
-		if err := loopback(c.pprofAddr); err != nil {
-			return c, fmt.Errorf("-pprof-addr %s: %w", c.pprofAddr, err)
-		}
+	if err := pprofserve.Check(c.pprofAddr); err != nil {
+		return c, fmt.Errorf("-pprof-addr: %w", err)
 	}
 	if c.webDir != "" {
 		if _, err := os.Stat(c.webDir + "/index.html"); err != nil {
@@ -114,24 +112,6 @@ func parse(args []string) (config, error) {
 		}
 	}
 	return c, nil
-}
-
-// loopback accepts host:port on a loopback address only: profiles reveal
-// internals and cost CPU, so they are for an operator on the machine (or
-// kubectl port-forward), never the network.
-func loopback(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("want host:port: %w", err)
-	}
-	if host == "localhost" {
-		return nil
-	}
-	ip := net.ParseIP(host)
-	if ip == nil || !ip.IsLoopback() {
-		return errors.New("must be a loopback address such as 127.0.0.1:6060")
-	}
-	return nil
 }
 
 // instanceID names this instance's subscription: Cloud Run's revision when known,
@@ -198,17 +178,11 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 		m := httpserve.New(c.metricsAddr, svc.MetricsHandler())
 		servers = append(servers, func() error { return httpserve.Run(ctx, log, "relay metrics", m) })
 	}
-	if c.pprofAddr != "" {
-		pm := http.NewServeMux()
-		pm.HandleFunc("/debug/pprof/", pprof.Index)
-		pm.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		pm.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		pm.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		pm.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		ps := httpserve.New(c.pprofAddr, pm)
-		ps.WriteTimeout = 0 // profiles and traces stream for their duration
-		servers = append(servers, func() error { return httpserve.Run(ctx, log, "relay pprof", ps) })
-	}
+	go func() { // loopback only; off unless -pprof-addr
+		if err := pprofserve.Run(ctx, c.pprofAddr, log); err != nil {
+			log.Error("profiler stopped", "err", err)
+		}
+	}()
 	errc := make(chan error, len(servers))
 	for _, s := range servers {
 		go func() { errc <- s() }()

@@ -118,9 +118,9 @@ func startRelay(t *testing.T, env []string, args ...string) *process {
 			p.mu.Lock()
 			p.log = append(p.log, line)
 			p.mu.Unlock()
-			var e struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &e) == nil && strings.HasSuffix(e.Msg, " listening") {
-				p.addrs <- [2]string{strings.TrimSuffix(e.Msg, " listening"), e.Addr}
+			var e struct{ Message, Addr string }
+			if json.Unmarshal([]byte(line), &e) == nil && strings.Contains(e.Message, " listening") {
+				p.addrs <- [2]string{e.Message[:strings.Index(e.Message, " listening")], e.Addr}
 			}
 		}
 		p.done <- cmd.Wait()
@@ -174,7 +174,7 @@ func TestBinaryServesPathsAndStopsOnSIGTERM(t *testing.T) {
 	p := startRelay(t, []string{"PUBSUB_EMULATOR_HOST=" + emu, "PUBSUB_PROJECT=vmpulse-test", "PUBSUB_TOPIC=" + topic},
 		"-addr", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0", "-pprof-addr", "127.0.0.1:0")
 	addrs := p.waitAddrs(t, 3)
-	pub, met, prof := "http://"+addrs["relay"], "http://"+addrs["relay metrics"], "http://"+addrs["relay pprof"]
+	pub, met, prof := "http://"+addrs["relay"], "http://"+addrs["relay metrics"], "http://"+addrs["profiler"]
 
 	if code, body := get(t, pub+"/health"); code != 200 || !strings.Contains(body, `"status":"ok"`) {
 		t.Fatalf("/health: %d %s", code, body)

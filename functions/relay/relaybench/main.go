@@ -182,10 +182,16 @@ func startRelay(o options, topic string, n int) (*relayProc, string, error) {
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			var e struct{ Msg, Addr, Level string }
-			if json.Unmarshal(sc.Bytes(), &e) == nil && strings.HasSuffix(e.Msg, " listening") {
-				p.addrs <- [2]string{strings.TrimSuffix(e.Msg, " listening"), e.Addr}
-			} else if e.Level == "ERROR" {
+			// Older relays log slog's msg and level, newer ones Cloud Logging's
+			// message and severity.
+			var e struct{ Msg, Message, Addr, Level, Severity string }
+			if json.Unmarshal(sc.Bytes(), &e) != nil {
+				continue
+			}
+			msg := e.Msg + e.Message
+			if strings.HasSuffix(msg, " listening") {
+				p.addrs <- [2]string{strings.TrimSuffix(msg, " listening"), e.Addr}
+			} else if e.Level == "ERROR" || e.Severity == "ERROR" {
 				fmt.Fprintln(os.Stderr, "relay:", sc.Text())
 			}
 		}

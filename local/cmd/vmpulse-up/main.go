@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -37,11 +38,13 @@ func main() {
 func run(args []string, log *slog.Logger) error {
 	host, _ := os.Hostname()
 	var c local.Config
+	var tokenFile string
 	fs := flagenv.New("vmpulse-up", "vmpulse-up runs the whole vmpulse pipeline on this machine, with embedded stand-ins for MySQL and Pub/Sub unless real ones are configured.")
 	fs.String(&c.SplitAddr, "split-addr", "", "127.0.0.1:8000", "the 50/50 split (stand-in for the Gateway): POST /ingest")
 	fs.String(&c.Route1Addr, "route1-addr", "", "127.0.0.1:8001", "route1 (one transaction per request)")
 	fs.String(&c.Route2Addr, "route2-addr", "", "127.0.0.1:8002", "route2 (group commit)")
-	fs.String(&c.AgentAddr, "agent-addr", "", "127.0.0.1:8090", "the agent: GET /sample")
+	fs.String(&c.AgentAddr, "agent-addr", "", "127.0.0.1:8090", "the agent: GET /sample (with -agents N, the next ports too)")
+	fs.Int(&c.Agents, "agents", "AGENTS", 1, "named agents to run, each reading this machine as <vm>-1, <vm>-2, …: a side-by-side comparison without a cloud")
 	fs.String(&c.RelayAddr, "relay-addr", "", "127.0.0.1:8080", "the relay and the dashboard")
 	fs.String(&c.PubsubAddr, "pubsub-addr", "", "127.0.0.1:8085", "the embedded Pub/Sub fake (usable as PUBSUB_EMULATOR_HOST by other processes)")
 	fs.String(&c.MySQLAddr, "mysql-addr", "", "127.0.0.1:3307", "the embedded MySQL-compatible server (user root, no password)")
@@ -51,7 +54,9 @@ func run(args []string, log *slog.Logger) error {
 	fs.String(&c.Topic, "topic", "PUBSUB_TOPIC", "vmpulse-records", "Pub/Sub topic")
 	fs.String(&c.DBName, "db-name", "DB_NAME", "vmpulse", "database name")
 	fs.String(&c.VM, "vm", "VM_NAME", agent.VMName(host), "name of this machine in its records")
-	fs.Duration(&c.AgentInterval, "agent-interval", "SAMPLE_INTERVAL", time.Second, "time between agent samples (10ms gives 100 records/s)")
+	fs.Duration(&c.AgentInterval, "agent-interval", "SAMPLE_INTERVAL", 90*time.Millisecond, "time between agent samples: 90ms yields the assignment's ~2000 unique samples in a 3-minute collection (10ms gives 100/s)")
+	fs.Duration(&c.FeedInterval, "feed-interval", "FEED_INTERVAL", time.Second, "how often the built-in feeder posts the agent's latest sample (the live view without other load)")
+	fs.String(&tokenFile, "token-file", "INGEST_TOKEN_FILE", ".vmpulse/ingest-token", "file with the ingest token the routes accept; created with a fresh random token when missing")
 	fs.String(&c.AgentSource, "agent-source", "AGENT_SOURCE", "auto", "agent source: auto, kmod or procfs")
 	fs.String(&c.ProcRoot, "proc", "PROC_ROOT", "/proc", "procfs mount point")
 	fs.String(&c.KmodSuffix, "kmod-suffix", "KMOD_SUFFIX", "", "suffix of the kernel modules' /proc names")
@@ -60,6 +65,9 @@ func run(args []string, log *slog.Logger) error {
 	fs.String(&c.WebDir, "web-dir", "WEB_DIR", defaultWebDir(), "built dashboard served by the relay (empty: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if c.Agents < 1 || c.Agents > 16 {
+		return fmt.Errorf("-agents %d: must be within 1..16", c.Agents)
 	}
 	if c.AgentInterval < 10*time.Millisecond {
 		return fmt.Errorf("-agent-interval %v: must be at least 10ms", c.AgentInterval)
@@ -70,6 +78,14 @@ func run(args []string, log *slog.Logger) error {
 			c.WebDir = ""
 		}
 	}
+	token, created, err := local.EnsureToken(tokenFile)
+	if err != nil {
+		return fmt.Errorf("-token-file: %w", err)
+	}
+	if created {
+		log.Info("created a fresh ingest token", "file", tokenFile)
+	}
+	c.IngestToken = token
 	c.Log = log
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -77,7 +93,7 @@ func run(args []string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	printWhere(c, st.Addrs)
+	printWhere(c, st.Addrs, tokenFile)
 	go progress(ctx, st, log)
 	return st.Wait(ctx)
 }
@@ -91,7 +107,7 @@ func defaultWebDir() string {
 	return "frontend/dist"
 }
 
-func printWhere(c local.Config, a local.Addrs) {
+func printWhere(c local.Config, a local.Addrs, tokenFile string) {
 	db := "embedded MySQL-compatible server at " + a.MySQL + " (in memory)"
 	if c.MySQLDSN != "" {
 		db = "MySQL from MYSQL_DSN"
@@ -105,14 +121,27 @@ vmpulse is running on this machine:
 
   dashboard   http://%s/        (live CPU, RAM, processes, route race)
   relay       ws://%s/ws
-  agent       http://%s/sample   sampling every %v
+  agents      %s   sampling every %v
   split 50/50 http://%s/ingest   → route1 http://%s  route2 http://%s
   MySQL       %s
   Pub/Sub     %s, topic %s
 
-Feeder: %v. Drive the assignment's load phases with `+"`make load`"+`. Ctrl-C stops everything.
+Ingest needs the token in %s:
+  curl -H "Authorization: Bearer $(cat %s)" -H 'Content-Type: application/json' -d @record.json http://%s/ingest
+  make load, make smoke and vmpulse-load read it from there (INGEST_TOKEN_FILE).
 
-`, orNone(a.Relay), orNone(a.Relay), a.Agent, c.AgentInterval, a.Split, a.Route1, a.Route2, db, ps, c.Topic, c.Feed)
+Feeder: %v (one sample every %v). Drive the assignment's load phases with `+"`make load`"+`. Ctrl-C stops everything.
+
+`, orNone(a.Relay), orNone(a.Relay), agentList(a), c.AgentInterval, a.Split, a.Route1, a.Route2, db, ps, c.Topic,
+		tokenFile, tokenFile, a.Split, c.Feed, c.FeedInterval)
+}
+
+func agentList(a local.Addrs) string {
+	var parts []string
+	for i, addr := range a.Agents {
+		parts = append(parts, fmt.Sprintf("%s http://%s/sample", a.VMs[i], addr))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func orNone(s string) string {
@@ -132,9 +161,7 @@ func progress(ctx context.Context, st *local.Stack, log *slog.Logger) {
 		case <-t.C:
 			sent := st.Sent()
 			attrs := []any{"route1", sent["route1"], "route2", sent["route2"]}
-			if f := st.Feeder(); f != nil {
-				attrs = append(attrs, "fed", f.Sent())
-			}
+			attrs = append(attrs, "fed", st.Fed())
 			if r := st.Relay(); r != nil {
 				attrs = append(attrs, "dashboards", r.Hub().Clients())
 			}

@@ -1,0 +1,43 @@
+package testenv
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Shopify/toxiproxy/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// LatencyProxy puts a TCP proxy (Toxiproxy, in process) in front of upstream that
+// delays the traffic by rtt/2 in each direction, standing in for the network
+// between a service and a managed database. It returns the proxy's address; the
+// proxy stops when the test ends. Toxiproxy counts whole milliseconds, so rtt is
+// rounded to an even number of them.
+func LatencyProxy(tb testing.TB, upstream string, rtt time.Duration) string {
+	tb.Helper()
+	p := Proxy(tb, upstream)
+	half := max(rtt.Milliseconds()/2, 1)
+	for _, dir := range []string{"upstream", "downstream"} {
+		js := fmt.Sprintf(`{"name":"latency_%s","type":"latency","stream":%q,"attributes":{"latency":%d}}`, dir, dir, half)
+		if _, err := p.Toxics.AddToxicJson(strings.NewReader(js)); err != nil {
+			tb.Fatalf("latency proxy: %v", err)
+		}
+	}
+	return p.Listen
+}
+
+// Proxy starts a Toxiproxy proxy to upstream on a free loopback port, for tests
+// that inject faults (add toxics, or Stop and Start it to cut the link).
+func Proxy(tb testing.TB, upstream string) *toxiproxy.Proxy {
+	tb.Helper()
+	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
+	p := toxiproxy.NewProxy(srv, Unique("proxy"), "127.0.0.1:0", upstream)
+	if err := p.Start(); err != nil {
+		tb.Fatalf("proxy to %s: %v", upstream, err)
+	}
+	tb.Cleanup(p.Stop)
+	return p
+}
