@@ -103,8 +103,8 @@ func main() {
 	for i, r := range o.relays {
 		fmt.Printf("relay %c: %s\n", 'A'+i, r)
 	}
-	fmt.Println("| relay | clients | connected | dropped | broker only p50 / p99 ms | p50 ms | p99 ms 1st half | p99 ms 2nd half | max ms | RSS/conn KiB | RSS/conn KiB excl. shared | relay CPU % | relay ns/B | wire B/item | missed | bench CPU % | SIGTERM→exit ms |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| relay | clients | connected | dropped | records/s | delivered MB/s | broker only p50 / p99 ms | p50 ms | p99 ms 1st half | p99 ms 2nd half | max ms | RSS/conn KiB | RSS/conn KiB excl. shared | relay CPU % | relay ns/B | wire B/item | missed | bench CPU % | SIGTERM→exit ms |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, n := range o.clients {
 		for i, relay := range o.relays {
 			o.relay = relay
@@ -113,6 +113,9 @@ func main() {
 				fatal(err)
 			}
 			fmt.Printf("| %c %s\n", 'A'+i, r)
+			for why, k := range r.dropReasons {
+				fmt.Printf("|   | dropped ×%d: %s |\n", k, why)
+			}
 		}
 	}
 	fmt.Printf("load average at the end: %s\n", loadavg())
@@ -492,18 +495,26 @@ func (p *publisher) run(ctx context.Context, c *gps.Client, topic string, rate, 
 	pub := c.Publisher(topic)
 	pub.PublishSettings.DelayThreshold = time.Millisecond
 	defer pub.Stop()
-	tick := time.NewTicker(time.Second / time.Duration(rate))
+	// Every millisecond, publish what is due since the start: the rate holds on
+	// average even when this process is short of CPU (a ticker would drop ticks).
+	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	hb := time.NewTicker(5 * time.Second)
 	defer hb.Stop()
+	start := time.Now()
 	for {
+		var now time.Time
 		select {
 		case <-ctx.Done():
 			return
 		case <-hb.C:
 			pub.Publish(ctx, &gps.Message{Attributes: map[string]string{"kind": "heartbeat", "route": "bench", "instance": "bench",
 				"sent_at": time.Now().UTC().Format(time.RFC3339)}})
-		case now := <-tick.C:
+			continue
+		case now = <-tick.C:
+		}
+		due := int64(now.Sub(start).Seconds() * float64(rate))
+		for p.next.Load() < due {
 			seq := p.next.Add(1) - 1
 			route := "route1"
 			if seq%2 == 1 {
@@ -528,6 +539,8 @@ func (p *publisher) run(ctx context.Context, c *gps.Client, topic string, rate, 
 // ---- one run ----------------------------------------------------------------------
 
 type result struct {
+	rate, mbps             float64
+	dropReasons            map[string]int
 	brokerP50, brokerP99   float64
 	n, connected, dropped  int
 	p50, p99a, p99b, maxMS float64
@@ -544,12 +557,12 @@ func (r result) String() string {
 	if r.rssExcl >= 0 {
 		excl = fmt.Sprintf("%.1f", r.rssExcl)
 	}
-	return fmt.Sprintf("| %d | %d | %d | %.0f / %.0f | %.0f | %.0f | %.0f | %.0f | %.1f | %s | %.0f | %.2f | %.0f | %d | %.0f | %d |",
-		r.n, r.connected, r.dropped, r.brokerP50, r.brokerP99, r.p50, r.p99a, r.p99b, r.maxMS, r.rssPerConn, excl, r.cpuPct, r.nsPerByte, r.wirePerItem, r.missed, r.benchCPU, r.shutdownMS)
+	return fmt.Sprintf("| %d | %d | %d | %.0f | %.0f | %.0f / %.0f | %.0f | %.0f | %.0f | %.0f | %.1f | %s | %.0f | %.2f | %.0f | %d | %.0f | %d |",
+		r.n, r.connected, r.dropped, r.rate, r.mbps, r.brokerP50, r.brokerP99, r.p50, r.p99a, r.p99b, r.maxMS, r.rssPerConn, excl, r.cpuPct, r.nsPerByte, r.wirePerItem, r.missed, r.benchCPU, r.shutdownMS)
 }
 
 func runOnce(o options, n int) (result, error) {
-	res := result{n: n}
+	res := result{n: n, dropReasons: map[string]int{}}
 	ctx := context.Background()
 	topic := fmt.Sprintf("bench-relay-%d-%d", n, time.Now().UnixNano())
 	ps, err := pubsub.Connect(ctx, "vmpulse-bench", o.emulator)
@@ -668,6 +681,7 @@ func runOnce(o options, n int) (result, error) {
 		// A client the relay dropped before the shutdown did not keep up.
 		if c.err != nil && !websocket.IsCloseError(c.err, websocket.CloseGoingAway) && c.conn != nil && !closedByUs(c.err) {
 			res.dropped++
+			res.dropReasons[c.err.Error()]++
 			continue
 		}
 		res.connected++
@@ -713,6 +727,8 @@ func runOnce(o options, n int) (result, error) {
 		res.rssExcl = (rssMean - float64(rss0) - float64(sharedEnd-shared0)) / float64(n) / 1024
 	}
 	res.cpuPct = 100 * (cpu1 - cpu0) / elapsed
+	res.rate = float64(lastSeq-firstSeq+1) / elapsed
+	res.mbps = float64(pay1-pay0) / elapsed / 1e6
 	if pay1 > pay0 {
 		res.nsPerByte = (cpu1 - cpu0) * 1e9 / float64(pay1-pay0)
 	}
