@@ -20,6 +20,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -27,6 +28,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,7 +70,18 @@ func main() {
 	flag.BoolVar(&o.compress, "compress", false, "clients offer permessage-deflate, as browsers do")
 	flag.IntVar(&o.parallel, "parallel", 200, "concurrent dials while connecting")
 	flag.StringVar(&o.relayFlags, "relay-flags", "", "extra flags for the relay (space-separated)")
+	cpuprofile := flag.String("cpuprofile", "", "write this process's CPU profile here (the load generator's own cost)")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	for _, s := range strings.Split(clients, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
@@ -323,7 +336,7 @@ type client struct {
 	seen    []uint64     // bitset of sequence numbers
 	hist    [2][]uint16  // latency histograms, first and second half of the window
 	maxMS   float64
-	skip    int // bytes after an id that cannot hold the next one
+	sc      scanner
 	err     error
 	done    chan struct{}
 }
@@ -341,51 +354,104 @@ func (c countingConn) Read(b []byte) (int, error) {
 
 var idMark = []byte(`"id":"b-`)
 
+// read scans each frame as it streams in, in chunks of a fixed buffer: frames
+// after a broker burst can be hundreds of KB, and growing a buffer per client
+// for them costs the load generator more than the relay spends sending.
 func (c *client) read(w *window) {
 	defer close(c.done)
-	var buf bytes.Buffer
+	buf := make([]byte, 16<<10)
 	for {
 		_, r, err := c.conn.NextReader()
 		if err != nil {
 			c.err = err
 			return
 		}
-		buf.Reset()
-		if _, err := buf.ReadFrom(r); err != nil {
-			c.err = err
-			return
-		}
-		now := time.Now().UnixNano()
-		data := buf.Bytes()
-		c.payload.Add(int64(len(data)))
-		ws, wm, we := w.start.Load(), w.mid.Load(), w.end.Load()
+		c.sc.reset()
+		keep := 0
 		for {
-			i := bytes.Index(data, idMark)
-			if i < 0 {
+			k, err := r.Read(buf[keep:])
+			c.payload.Add(int64(k))
+			keep = c.sc.feed(buf[:keep+k], time.Now().UnixNano(), w, c)
+			if err == io.EOF {
 				break
 			}
-			data = data[i+len(idMark):]
-			seq, rest := digits(data)
-			if len(rest) == 0 || rest[0] != '-' {
-				continue
+			if err != nil {
+				c.err = err
+				return
 			}
-			at, rest := digits(rest[1:])
-			// The next id is at least a record further on: skip most of it, so
-			// that 5 000 clients can be read on the relay's machine.
-			data = rest[min(len(rest), c.skip):]
-			c.mark(seq)
-			if ws == 0 || at < ws || at >= we {
-				continue
-			}
-			ms := float64(now-at) / 1e6
-			half := 0
-			if at >= wm {
-				half = 1
-			}
-			c.hist[half][bucket(ms)]++
-			c.maxMS = max(c.maxMS, ms)
 		}
 	}
+}
+
+// scanner finds the ids ("b-<seq>-<publish unix ns>") in a frame fed in chunks.
+type scanner struct {
+	skip    int // bytes after an id that cannot hold the next one (most of a record)
+	pending int // bytes still to skip at the start of the next chunk
+}
+
+func (s *scanner) reset() { s.pending = 0 }
+
+// idTail is more than the longest "b-<seq>-<ns>" with its closing quote.
+const idTail = 48
+
+// feed scans chunk, records what it finds in c, and moves the bytes that may
+// start an id it could not finish to the front of chunk, returning their count.
+func (s *scanner) feed(chunk []byte, now int64, w *window, c *client) int {
+	data := chunk
+	d := min(s.pending, len(data))
+	data, s.pending = data[d:], s.pending-d
+	ws, wm, we := w.start.Load(), w.mid.Load(), w.end.Load()
+	for len(data) > 0 {
+		i := bytes.Index(data, idMark)
+		if i < 0 {
+			break
+		}
+		rest := data[i+len(idMark):]
+		seq, r1 := digits(rest)
+		if len(r1) == 0 {
+			data = data[i:] // cut in the middle: finish with the next chunk
+			break
+		}
+		if r1[0] != '-' {
+			data = rest
+			continue
+		}
+		at, r2 := digits(r1[1:])
+		if len(r2) == 0 {
+			data = data[i:]
+			break
+		}
+		c.record(seq, at, now, ws, wm, we)
+		if s.skip >= len(r2) {
+			s.pending = s.skip - len(r2)
+			data = nil
+			break
+		}
+		data = r2[s.skip:]
+	}
+	// Keep what may hold the start of an id.
+	if len(data) > idTail && bytes.Index(data[len(data)-idTail:], idMark[:1]) < 0 {
+		return 0
+	}
+	keep := data[max(0, len(data)-idTail):]
+	if i := bytes.Index(data, idMark); i >= 0 { // an id cut short: keep it whole
+		keep = data[i:]
+	}
+	return copy(chunk, keep)
+}
+
+func (c *client) record(seq, at, now, ws, wm, we int64) {
+	c.mark(seq)
+	if ws == 0 || at < ws || at >= we {
+		return
+	}
+	ms := float64(now-at) / 1e6
+	half := 0
+	if at >= wm {
+		half = 1
+	}
+	c.hist[half][bucket(ms)]++
+	c.maxMS = max(c.maxMS, ms)
 }
 
 func digits(b []byte) (int64, []byte) {
@@ -418,11 +484,12 @@ func connect(o options, addr string, n int, w *window) ([]*client, error) {
 	var failed atomic.Int32
 	var firstErr atomic.Value
 	for i := range clients {
-		c := &client{done: make(chan struct{}), skip: o.size / 2}
+		c := &client{done: make(chan struct{}), sc: scanner{skip: o.size / 2}}
 		c.hist[0] = make([]uint16, nBuckets)
 		c.hist[1] = make([]uint16, nBuckets)
 		clients[i] = c
 		d := websocket.Dialer{
+			ReadBufferSize:    16 << 10, // a frame's header and body in one read
 			EnableCompression: o.compress,
 			HandshakeTimeout:  30 * time.Second,
 			NetDialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
