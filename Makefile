@@ -41,14 +41,21 @@ deps: ## install missing system packages (apt): MariaDB, Java, qemu + kernel, Ch
 services: ## start MariaDB and the Pub/Sub emulator when they are not running
 	PUBSUB_TEST_PORT=$(PUBSUB_TEST_PORT) bash scripts/services.sh
 
-vet:
+# The infrastructure tests are modules of their own (k8s.io, gateway-api, hcl and
+# cty stay out of the module every service builds with).
+INFRA_MODULES := k8s terraform
+
+vet: ## go vet and gofmt over every module
 	$(GO) vet ./...
+	@for m in $(INFRA_MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 
-test: deps services build web vet test-go test-web ## every test, against real MariaDB, the Pub/Sub emulator, qemu and Chromium
+test: deps services build web vet test-go test-faults test-web ## every test, against real MariaDB, the Pub/Sub emulator, qemu and Chromium, fault injection included
 
-test-go: ## Go tests (unit, integration, kernel under qemu, Locust, manifests), then bounded fuzzing
-	set -o pipefail; $(GO) test -count=1 -json -timeout 30m ./... | $(GO) run ./internal/testsummary
+test-go: ## Go tests (unit, integration, kernel under qemu, Locust, manifests, Terraform), then bounded fuzzing
+	set -o pipefail; { $(GO) test -count=1 -json -timeout 30m ./... && \
+	  for m in $(INFRA_MODULES); do (cd $$m && $(GO) test -count=1 -json -timeout 20m ./...) || exit 1; done; } \
+	  | $(GO) run ./internal/testsummary
 	$(GO) test -count=1 -race -timeout 20m ./record/... ./agent/... ./functions/... ./internal/...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(or $(CI_FUZZTIME),20s)
 
@@ -70,5 +77,7 @@ clean: ## remove build outputs
 	rm -rf $(BIN) out frontend/dist frontend/test-results
 	$(MAKE) -C kernel clean
 
+include agent/bench.mk
+include functions/faults/faults.mk
 include loadtest/load.mk
 include k8s/deploy.mk

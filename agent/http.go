@@ -5,15 +5,31 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Handler serves GET /sample (the latest record), GET /healthz and GET /metrics.
+// vmpulse_agent_http_requests_total counts every response by path (/sample,
+// /healthz, /metrics, or "other", to bound the label's values) and status code.
 func (s *Sampler) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /sample", s.serveSample)
 	mux.HandleFunc("GET /healthz", s.serveHealth)
-	mux.Handle("GET /metrics", s.reg.Handler())
-	return s.count(mux)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	byPath := map[string]http.Handler{}
+	for _, p := range []string{"/sample", "/healthz", "/metrics", "other"} {
+		byPath[p] = promhttp.InstrumentHandlerCounter(s.requests.MustCurryWith(prometheus.Labels{"path": p}), mux)
+	}
+	other := byPath["other"]
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, ok := byPath[r.URL.Path]
+		if !ok {
+			h = other
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (s *Sampler) serveSample(w http.ResponseWriter, _ *http.Request) {
@@ -29,49 +45,36 @@ func (s *Sampler) serveSample(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(sn.json)
 }
 
-// serveHealth is 200 while samples are fresh (younger than three intervals).
+// serveHealth is 200 while samples are fresh (younger than three intervals), and
+// 503 "degraded" when they come from /proc although the kernel modules are
+// expected. The body says where samples come from and, for /proc in auto mode,
+// why the modules were not read.
 func (s *Sampler) serveHealth(w http.ResponseWriter, _ *http.Request) {
 	sn := s.latest.Load()
-	body := map[string]any{"source": s.src.Name(), "vm": s.vm, "interval": s.interval.String()}
+	body := map[string]any{"source": s.src.Name(), "vm": s.vm, "interval": s.interval.String(), "expect_kmod": s.expectKmod}
 	code := http.StatusOK
+	if sn != nil {
+		body["source"] = sn.from.source
+		body["last_sample_age_seconds"] = time.Since(sn.at).Seconds()
+		if sn.from.fallback != "" {
+			body["reason"] = sn.from.fallback
+		}
+	}
 	switch {
 	case sn == nil:
 		body["status"] = "starting"
 		code = http.StatusServiceUnavailable
 	case time.Since(sn.at) > 3*s.interval+time.Second:
 		body["status"] = "stale"
-		body["last_sample_age_seconds"] = time.Since(sn.at).Seconds()
+		code = http.StatusServiceUnavailable
+	case s.expectKmod && sn.from.source != SourceKmod:
+		body["status"] = "degraded"
 		code = http.StatusServiceUnavailable
 	default:
 		body["status"] = "ok"
-		body["last_sample_age_seconds"] = time.Since(sn.at).Seconds()
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(body)
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	w.code = code
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (s *Sampler) count(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-		next.ServeHTTP(sw, r)
-		path := r.URL.Path
-		switch path {
-		case "/sample", "/healthz", "/metrics":
-		default:
-			path = "other" // keep label cardinality bounded
-		}
-		s.requests.With(path, strconv.Itoa(sw.code)).Inc()
-	})
 }

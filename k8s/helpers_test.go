@@ -103,3 +103,35 @@ func copyFiles(t *testing.T, src, dst string, patterns ...string) {
 		}
 	}
 }
+
+// copyTree copies the manifests, env files and scripts under src to dst,
+// keeping the directory layout (the overlays refer to each other by path).
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		switch filepath.Ext(p) {
+		case ".yaml", ".env", ".sh":
+		default:
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, info.Mode().Perm())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,8 +1,9 @@
 package k8s
 
 // Offline checks of the three Dockerfiles (no Docker engine here: they are parsed,
-// and what they build is built with the local Go toolchain), of the make targets
-// in deploy.mk that drive them, and of db-grant.sh.
+// and what they build is built with the local Go toolchain), of the Cloud Build
+// configuration that builds them in the cloud, of the make targets in deploy.mk,
+// and of deploy.sh (run against fakes of kubectl and gcloud).
 
 import (
 	"bufio"
@@ -292,8 +293,9 @@ func TestDockerfiles(t *testing.T) {
 	}
 }
 
-// The dashboard image: npm ci && npm run build in a Node stage of the version
-// package.json asks for, the bundle where the server looks for it.
+// The dashboard image: npm ci && npm run build in a Node stage of a maintained
+// LTS line (22; 20 reached its end of life) that satisfies package.json and the
+// locked packages' engines, the bundle where the server looks for it.
 func TestFrontendDockerfileBuildsTheBundle(t *testing.T) {
 	root := repoRoot(t)
 	src, err := os.ReadFile(filepath.Join(root, "frontend", "Dockerfile"))
@@ -305,10 +307,6 @@ func TestFrontendDockerfileBuildsTheBundle(t *testing.T) {
 		t.Fatal(err)
 	}
 	node := stages[0]
-	m := regexp.MustCompile(`^node:(\d+)\.(\d+)-`).FindStringSubmatch(node.base)
-	if m == nil {
-		t.Fatalf("first stage FROM %s, want node:MAJOR.MINOR-…", node.base)
-	}
 	var pkg struct {
 		Engines struct {
 			Node string `json:"node"`
@@ -325,11 +323,21 @@ func TestFrontendDockerfileBuildsTheBundle(t *testing.T) {
 	if pkg.Scripts["build"] == "" {
 		t.Error("package.json has no build script")
 	}
-	if e := regexp.MustCompile(`^>=\s*(\d+)\.(\d+)`).FindStringSubmatch(pkg.Engines.Node); e != nil {
-		have := [2]int{atoi(m[1]), atoi(m[2])}
-		want := [2]int{atoi(e[1]), atoi(e[2])}
-		if have[0] < want[0] || (have[0] == want[0] && have[1] < want[1]) {
-			t.Errorf("node image %s is older than package.json's engines.node %s", node.base, pkg.Engines.Node)
+	engines := []string{pkg.Engines.Node}
+	lock, err := os.ReadFile(filepath.Join(root, "frontend", "package-lock.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`"node": "([^"]+)"`).FindAllStringSubmatch(string(lock), -1) {
+		engines = append(engines, m[1])
+	}
+	if err := checkNodeStage(node.base, engines); err != nil {
+		t.Error(err)
+	}
+	// The check refuses what it is for.
+	for _, bad := range []string{"node:20.20-bookworm-slim", "node:22.11-bookworm-slim", "node:latest", "node:22-bookworm-slim"} {
+		if err := checkNodeStage(bad, engines); err == nil {
+			t.Errorf("checkNodeStage accepts %s", bad)
 		}
 	}
 	var runs []string
@@ -357,6 +365,44 @@ func TestFrontendDockerfileBuildsTheBundle(t *testing.T) {
 	if !hasDist || webDir != "/srv/dist" {
 		t.Errorf("runtime stage: want the bundle copied to /srv/dist and WEB_DIR=/srv/dist, have copy=%v WEB_DIR=%q", hasDist, webDir)
 	}
+}
+
+// minNodeMajor is the oldest Node.js line that is still maintained.
+const minNodeMajor = 22
+
+// checkNodeStage: the base is node:MAJOR.MINOR-… of a maintained line, and every
+// engines range ("^20.19.0 || >=22.12.0", ">=20.19") admits that version.
+func checkNodeStage(base string, engines []string) error {
+	m := regexp.MustCompile(`^node:(\d+)\.(\d+)(?:\.\d+)?-`).FindStringSubmatch(base)
+	if m == nil {
+		return fmt.Errorf("Node stage FROM %s, want node:MAJOR.MINOR-…", base)
+	}
+	have := [2]int{atoi(m[1]), atoi(m[2])}
+	if have[0] < minNodeMajor {
+		return fmt.Errorf("Node stage %s: Node %d is past its end of life; use %d or newer", base, have[0], minNodeMajor)
+	}
+	for _, e := range engines {
+		ok := false
+		for _, alt := range strings.Split(e, "||") {
+			alt = strings.TrimSpace(alt)
+			r := regexp.MustCompile(`^(\^|>=)\s*(\d+)(?:\.(\d+))?`).FindStringSubmatch(alt)
+			if r == nil {
+				ok = true // a form this check does not read
+				break
+			}
+			want := [2]int{atoi(r[2]), atoi(r[3])}
+			switch r[1] {
+			case "^":
+				ok = ok || (have[0] == want[0] && have[1] >= want[1])
+			case ">=":
+				ok = ok || have[0] > want[0] || (have[0] == want[0] && have[1] >= want[1])
+			}
+		}
+		if !ok {
+			return fmt.Errorf("Node stage %s does not satisfy engines %q", base, e)
+		}
+	}
+	return nil
 }
 
 func atoi(s string) int {
@@ -421,24 +467,30 @@ func TestMakeImagesAndPush(t *testing.T) {
 			t.Errorf("make push does not push %s", im.binary)
 		}
 	}
-	// The names the deployment pulls.
+	// The names the deployment pulls: terraform's images, and the overlay's
+	// images entries, which must name the base's placeholders to replace them.
 	tf, err := os.ReadFile(filepath.Join(root, "terraform", "main.tf"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"vmpulse-relay", "vmpulse-web", "vmpulse-route"} {
-		if !strings.Contains(string(tf), "${var.registry}/"+name+":${var.image_tag}") {
-			t.Errorf("terraform/main.tf does not pull %s from var.registry", name)
+		if !strings.Contains(string(tf), "${local.image_registry}/"+name+":${local.image_tag}") {
+			t.Errorf("terraform/main.tf does not pull %s from local.image_registry", name)
 		}
 	}
-	mk, err := os.ReadFile(filepath.Join(root, "k8s", "deploy.mk"))
+	tpl, err := os.ReadFile(filepath.Join(root, "terraform", "templates", "k8s-overlay.yaml.tftpl"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := regexp.MustCompile(`(?m)^VMP_BASE_ROUTE_IMAGE := (\S+)$`).FindSubmatch(mk)
 	imgs := kustomizeImages(t, filepath.Join(root, "k8s", "kustomization.yaml"))
-	if base == nil || !imgs[string(base[1])+":unset"] {
-		t.Errorf("deploy.mk's VMP_BASE_ROUTE_IMAGE and k8s/kustomization.yaml's images disagree (%v)", keys(imgs))
+	for _, placeholder := range []string{"registry.invalid/vmpulse/vmpulse-route:unset", "registry.invalid/dockerhub/library/mysql:8.4"} {
+		if !imgs[placeholder] {
+			t.Errorf("k8s/kustomization.yaml has no image placeholder %s (%v)", placeholder, keys(imgs))
+		}
+		name := placeholder[:strings.LastIndex(placeholder, ":")]
+		if !strings.Contains(string(tpl), "- name: "+name+"\n") {
+			t.Errorf("the overlay template does not replace %s", name)
+		}
 	}
 }
 
@@ -468,96 +520,44 @@ func TestMakeTfCheckAndRunDeploy(t *testing.T) {
 	if !strings.Contains(out, "terraform fmt -check -recursive "+filepath.Join(root, "terraform")+"/") {
 		t.Errorf("make tf-check runs:\n%s", out)
 	}
-	out = makeDryRun(t, "run-deploy", "REGISTRY=docker.io/example", "TAG=abc1234")
+	tfo := func(name string) string {
+		return "$(terraform -chdir=" + filepath.Join(root, "terraform") + " output -raw " + name + ")"
+	}
+	out = makeDryRun(t, "run-deploy", "TAG=abc1234")
 	for _, want := range []string{
-		`output -raw relay_service_name)" --image docker.io/example/vmpulse-relay:abc1234`,
-		`output -raw web_service_name)" --image docker.io/example/vmpulse-web:abc1234`,
-		`--region "$(terraform -chdir=` + filepath.Join(root, "terraform") + ` output -raw region)"`,
+		// The relay has a metrics sidecar: the image goes to the relay container.
+		`gcloud run deploy "` + tfo("relay_service_name") + `" --container relay --image "` + tfo("image_registry") + `/vmpulse-relay:abc1234"`,
+		`gcloud run deploy "` + tfo("web_service_name") + `" --image "` + tfo("image_registry") + `/vmpulse-web:abc1234"`,
+		`--region "` + tfo("region") + `"`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("make run-deploy lacks %q:\n%s", want, out)
 		}
 	}
-	// Every output the make targets and db-grant.sh read exists.
+	out = makeDryRun(t, "release", "TAG=abc1234")
+	for _, want := range []string{"terraform/scripts/build-images.sh", "run-deploy TAG=abc1234", "k8s/deploy.sh release", "/vmpulse-route:abc1234"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("make release lacks %q:\n%s", want, out)
+		}
+	}
+	for target, want := range map[string]string{"k8s-apply": "k8s/deploy.sh apply", "db-grant": "k8s/deploy.sh grant", "teardown": " destroy", "deploy": " apply"} {
+		if out := makeDryRun(t, target); !strings.Contains(out, want) {
+			t.Errorf("make %s does not run %q:\n%s", target, want, out)
+		}
+	}
+	// Every output the make targets read exists.
 	outputs, err := os.ReadFile(filepath.Join(root, "terraform", "outputs.tf"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	mk, _ := os.ReadFile(filepath.Join(root, "k8s", "deploy.mk"))
-	sh, _ := os.ReadFile(filepath.Join(root, "k8s", "db-grant.sh"))
-	used := regexp.MustCompile(`(?:output -raw|\btf) ([a-z][a-z0-9_]*)`).FindAllStringSubmatch(string(mk)+string(sh), -1)
-	if len(used) < 5 {
-		t.Fatalf("found only %d terraform outputs used by deploy.mk and db-grant.sh", len(used))
+	used := regexp.MustCompile(`VMP_TFO,([a-z][a-z0-9_]*)\)`).FindAllStringSubmatch(string(mk), -1)
+	if len(used) < 10 {
+		t.Fatalf("found only %d terraform outputs used by deploy.mk", len(used))
 	}
 	for _, u := range used {
-		name := u[1]
-		if !strings.Contains(string(outputs), `output "`+name+`"`) {
-			t.Errorf("deploy.mk or db-grant.sh reads terraform output %s, which outputs.tf does not define", name)
-		}
-	}
-}
-
-// db-grant.sh with a fake terraform, a fake kubectl that runs the pod's command
-// locally, and a fake mysql: the password reaches mysql through stdin and the
-// environment of the pod's shell, never through kubectl's arguments.
-func TestDBGrantScript(t *testing.T) {
-	root := repoRoot(t)
-	needTool(t, "bash", "db-grant.sh is a bash script")
-	tmp := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(tmp, name)
-		if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	fakeTF := write("terraform", `#!/bin/sh
-for a; do last=$a; done
-case "$last" in
-  cloudsql_private_ip) printf 10.99.0.3 ;;
-  db_admin_user) printf vmpulse-admin ;;
-  db_admin_password) printf 's3cr3t pw' ;;
-  db_user) printf vmpulse-route ;;
-  db_name) printf vmpulse ;;
-  *) echo "fake terraform: $*" >&2; exit 1 ;;
-esac
-`)
-	argsLog := filepath.Join(tmp, "kubectl.args")
-	fakeKubectl := write("kubectl", `#!/bin/sh
-printf '%s\n' "$@" > '`+argsLog+`'
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --env=*) export "${1#--env=}" ;;
-    --) shift; break ;;
-  esac
-  shift
-done
-exec "$@"
-`)
-	write("mysql", `#!/bin/sh
-printf 'pwd=%s\n' "$MYSQL_PWD"
-for a; do printf 'arg=%s\n' "$a"; done
-`)
-	out := string(run(t, root, []string{"TERRAFORM=" + fakeTF, "KUBECTL=" + fakeKubectl, "PATH=" + tmp + ":" + os.Getenv("PATH")}, nil,
-		"bash", filepath.Join(root, "k8s", "db-grant.sh")))
-	for _, want := range []string{
-		"pwd=s3cr3t pw\n", "arg=--host=10.99.0.3\n", "arg=--user=vmpulse-admin\n", "arg=--ssl-mode=REQUIRED\n",
-		"arg=--execute=GRANT ALL PRIVILEGES ON `vmpulse`.* TO 'vmpulse-route'@'%'; SHOW GRANTS FOR 'vmpulse-route'@'%';\n",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("mysql did not get %q; it got:\n%s", want, out)
-		}
-	}
-	args, err := os.ReadFile(argsLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(string(args), "s3cr3t") {
-		t.Errorf("the password is in kubectl's arguments:\n%s", args)
-	}
-	for _, want := range []string{"run\n", "--rm\n", "-i\n", "--restart=Never\n", "--image=mysql:8.4\n", "--namespace\ndefault\n"} {
-		if !strings.Contains(string(args), want) {
-			t.Errorf("kubectl lacks %q:\n%s", want, args)
+		if !strings.Contains(string(outputs), `output "`+u[1]+`"`) {
+			t.Errorf("deploy.mk reads terraform output %s, which outputs.tf does not define", u[1])
 		}
 	}
 }

@@ -1,10 +1,12 @@
 package k8s
 
 // Offline checks of the Kubernetes side: `kubectl kustomize` renders k8s/ (and
-// the overlay that `make k8s-overlay` writes from terraform's outputs), every
-// document is decoded strictly into the real API types, and the invariants that
-// a cluster would only reveal at apply time (or later, as an unhealthy load
-// balancer) are asserted here.
+// the overlay terraform renders from templates/k8s-overlay.yaml.tftpl, with and
+// without HTTPS), every document is decoded strictly into the real API types
+// (k8s.io/api, sigs.k8s.io/gateway-api) or, for GKE's and the CSI driver's
+// custom resources, into types transcribed from their CRDs (crds_test.go), and
+// the invariants that a cluster would only reveal at apply time (or later, as an
+// unhealthy load balancer or an open door) are asserted here.
 
 import (
 	"bufio"
@@ -15,9 +17,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -26,10 +28,10 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -40,92 +42,33 @@ const (
 	namespace     = "so1-fase2"
 	gsaAnnotation = "iam.gke.io/gcp-service-account"
 	ingressPath   = "/ingest"
+	csiDriver     = "secrets-store-gke.csi.k8s.io"
+	tokenFile     = "/var/run/secrets/vmpulse/ingest-token"
 )
 
-// ---- the GKE HealthCheckPolicy -----------------------------------------------------
-
-// healthCheckPolicy mirrors networking.gke.io/v1 HealthCheckPolicy from
-// github.com/GoogleCloudPlatform/gke-gateway-api (apis/networking/v1/
-// healthcheck_types.go). That module is not imported: it still builds on
-// gateway-api's v1alpha2.PolicyTargetReference, which gateway-api v1.6 removed.
-// The JSON names below are copied from it field by field.
-type healthCheckPolicy struct {
-	metav1.TypeMeta   `json:",inline"`
-	metav1.ObjectMeta `json:"metadata,omitempty"`
-	Spec              hcpSpec `json:"spec"`
-}
-
-type hcpSpec struct {
-	TargetRef hcpTargetRef `json:"targetRef"`
-	Default   *hcpConfig   `json:"default,omitempty"`
-}
-
-type hcpTargetRef struct {
-	Group     string  `json:"group"`
-	Kind      string  `json:"kind"`
-	Name      string  `json:"name"`
-	Namespace *string `json:"namespace,omitempty"`
-}
-
-type hcpConfig struct {
-	CheckIntervalSec   *int64        `json:"checkIntervalSec,omitempty"`
-	TimeoutSec         *int64        `json:"timeoutSec,omitempty"`
-	UnhealthyThreshold *int64        `json:"unhealthyThreshold,omitempty"`
-	HealthyThreshold   *int64        `json:"healthyThreshold,omitempty"`
-	Config             *hcpHealthChk `json:"config,omitempty"`
-	LogConfig          *struct {
-		Enabled *bool `json:"enabled,omitempty"`
-	} `json:"logConfig,omitempty"`
-}
-
-type hcpHealthChk struct {
-	Type  string         `json:"type,omitempty"`
-	TCP   *hcpTCP        `json:"tcpHealthCheck,omitempty"`
-	HTTP  *hcpHTTPCommon `json:"httpHealthCheck,omitempty"`
-	HTTPS *hcpHTTPCommon `json:"httpsHealthCheck,omitempty"`
-	HTTP2 *hcpHTTPCommon `json:"http2HealthCheck,omitempty"`
-	GRPC  *struct {
-		hcpPort         `json:",inline"`
-		GRPCServiceName *string `json:"grpcServiceName,omitempty"`
-	} `json:"grpcHealthCheck,omitempty"`
-}
-
-type hcpPort struct {
-	PortSpecification *string `json:"portSpecification,omitempty"`
-	Port              *int64  `json:"port,omitempty"`
-	PortName          *string `json:"portName,omitempty"`
-}
-
-type hcpTCP struct {
-	hcpPort     `json:",inline"`
-	Request     *string `json:"request,omitempty"`
-	Response    *string `json:"response,omitempty"`
-	ProxyHeader *string `json:"proxyHeader,omitempty"`
-}
-
-type hcpHTTPCommon struct {
-	hcpPort     `json:",inline"`
-	Host        *string `json:"host,omitempty"`
-	RequestPath *string `json:"requestPath,omitempty"`
-	ProxyHeader *string `json:"proxyHeader,omitempty"`
-	Response    *string `json:"response,omitempty"`
-}
+// grantPrivileges is what the routes' database user may do, on the vmpulse
+// database only: exactly the statements the routes run (the contract).
+var grantPrivileges = []string{"SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "INDEX"}
 
 // ---- strict decoding ---------------------------------------------------------------
 
 // kinds is every apiVersion/kind the manifests may contain. Anything else fails:
 // a new kind needs its real Go type here first.
 var kinds = map[string]func() any{
-	"v1/Namespace":                           func() any { return &corev1.Namespace{} },
-	"v1/ServiceAccount":                      func() any { return &corev1.ServiceAccount{} },
-	"v1/ConfigMap":                           func() any { return &corev1.ConfigMap{} },
-	"v1/Service":                             func() any { return &corev1.Service{} },
-	"apps/v1/Deployment":                     func() any { return &appsv1.Deployment{} },
-	"autoscaling/v2/HorizontalPodAutoscaler": func() any { return &autoscalingv2.HorizontalPodAutoscaler{} },
-	"policy/v1/PodDisruptionBudget":          func() any { return &policyv1.PodDisruptionBudget{} },
-	"gateway.networking.k8s.io/v1/Gateway":   func() any { return &gwv1.Gateway{} },
-	"gateway.networking.k8s.io/v1/HTTPRoute": func() any { return &gwv1.HTTPRoute{} },
-	"networking.gke.io/v1/HealthCheckPolicy": func() any { return &healthCheckPolicy{} },
+	"v1/Namespace":                                      func() any { return &corev1.Namespace{} },
+	"v1/ServiceAccount":                                 func() any { return &corev1.ServiceAccount{} },
+	"v1/ConfigMap":                                      func() any { return &corev1.ConfigMap{} },
+	"v1/Service":                                        func() any { return &corev1.Service{} },
+	"apps/v1/Deployment":                                func() any { return &appsv1.Deployment{} },
+	"autoscaling/v2/HorizontalPodAutoscaler":            func() any { return &autoscalingv2.HorizontalPodAutoscaler{} },
+	"policy/v1/PodDisruptionBudget":                     func() any { return &policyv1.PodDisruptionBudget{} },
+	"gateway.networking.k8s.io/v1/Gateway":              func() any { return &gwv1.Gateway{} },
+	"gateway.networking.k8s.io/v1/HTTPRoute":            func() any { return &gwv1.HTTPRoute{} },
+	"networking.gke.io/v1/HealthCheckPolicy":            func() any { return &healthCheckPolicy{} },
+	"networking.gke.io/v1/GCPBackendPolicy":             func() any { return &gcpBackendPolicy{} },
+	"batch/v1/Job":                                      func() any { return &batchv1.Job{} },
+	"monitoring.googleapis.com/v1/PodMonitoring":        func() any { return &podMonitoring{} },
+	"secrets-store.csi.x-k8s.io/v1/SecretProviderClass": func() any { return &secretProviderClass{} },
 }
 
 // splitYAML splits a multi-document YAML stream, dropping empty documents.
@@ -266,6 +209,10 @@ type manifests struct {
 	gateways     map[string]*gwv1.Gateway
 	routes       map[string]*gwv1.HTTPRoute
 	healthChecks map[string]*healthCheckPolicy
+	backends     map[string]*gcpBackendPolicy
+	jobs         map[string]*batchv1.Job
+	monitorings  map[string]*podMonitoring
+	spcs         map[string]*secretProviderClass
 	namespaceOf  map[string]string // kind/name -> metadata.namespace
 }
 
@@ -276,6 +223,8 @@ func decodeAll(docs [][]byte) (*manifests, error) {
 		deployments: map[string]*appsv1.Deployment{}, hpas: map[string]*autoscalingv2.HorizontalPodAutoscaler{},
 		pdbs: map[string]*policyv1.PodDisruptionBudget{}, gateways: map[string]*gwv1.Gateway{},
 		routes: map[string]*gwv1.HTTPRoute{}, healthChecks: map[string]*healthCheckPolicy{},
+		backends: map[string]*gcpBackendPolicy{}, jobs: map[string]*batchv1.Job{},
+		monitorings: map[string]*podMonitoring{}, spcs: map[string]*secretProviderClass{},
 		namespaceOf: map[string]string{},
 	}
 	for i, d := range docs {
@@ -305,6 +254,14 @@ func decodeAll(docs [][]byte) (*manifests, error) {
 			m.routes[o.Name], meta = o, o
 		case *healthCheckPolicy:
 			m.healthChecks[o.Name], meta = o, o
+		case *gcpBackendPolicy:
+			m.backends[o.Name], meta = o, o
+		case *batchv1.Job:
+			m.jobs[o.Name], meta = o, o
+		case *podMonitoring:
+			m.monitorings[o.Name], meta = o, o
+		case *secretProviderClass:
+			m.spcs[o.Name], meta = o, o
 		default:
 			return nil, fmt.Errorf("document %d: no bucket for %T", i+1, obj)
 		}
@@ -335,546 +292,6 @@ func render(t *testing.T, dir string) *manifests {
 		t.Fatal(err)
 	}
 	return m
-}
-
-// ---- invariants ------------------------------------------------------------------------
-
-// reporter is what the checks need of a *testing.T, so that a test can also run
-// them against broken manifests and see them fail.
-type reporter interface {
-	Helper()
-	Errorf(format string, args ...any)
-}
-
-// expectations are what differs between the base and a deployment's overlay.
-type expectations struct {
-	images      map[string]bool   // full references every container must use one of
-	config      map[string]string // ConfigMap values that must be exactly these
-	gsa         string            // the Workload Identity annotation, "" = any GSA address
-	gatewayAddr string            // the NamedAddress, "" = any
-}
-
-var secretish = regexp.MustCompile(`(?i)(passw|secret|token|api_?key|credential|private_?key|dsn)`)
-
-func checkInvariants(t reporter, m *manifests, want expectations) {
-	t.Helper()
-
-	// Namespace: the one namespace, and everything in it.
-	if _, ok := m.namespaces[namespace]; !ok {
-		t.Errorf("no Namespace %s", namespace)
-	}
-	for _, key := range m.order {
-		if strings.HasPrefix(key, "Namespace/") {
-			continue
-		}
-		if ns := m.namespaceOf[key]; ns != namespace {
-			t.Errorf("%s is in namespace %q, want %q", key, ns, namespace)
-		}
-	}
-
-	// The two routes, one Deployment each, told apart by STRATEGY.
-	strategies := map[string]string{}
-	for name, d := range m.deployments {
-		checkDeployment(t, m, name, d, want)
-		for _, c := range d.Spec.Template.Spec.Containers {
-			for _, e := range c.Env {
-				if e.Name == "STRATEGY" {
-					strategies[e.Value] = name
-				}
-			}
-		}
-	}
-	for _, s := range []string{"route1", "route2"} {
-		if strategies[s] != s {
-			t.Errorf("want Deployment %s with STRATEGY=%s, have %v", s, s, strategies)
-		}
-	}
-
-	for name, s := range m.services {
-		checkService(t, m, name, s)
-	}
-	for name, h := range m.hpas {
-		checkHPA(t, m, name, h)
-	}
-	for name, p := range m.pdbs {
-		checkPDB(t, m, name, p)
-	}
-	for name, g := range m.gateways {
-		checkGateway(t, name, g, want)
-	}
-	if len(m.routes) == 0 {
-		t.Errorf("no HTTPRoute")
-	}
-	for name, r := range m.routes {
-		checkHTTPRoute(t, m, name, r)
-	}
-	for name, h := range m.healthChecks {
-		checkHealthCheckPolicy(t, m, name, h)
-	}
-	for name, cm := range m.configMaps {
-		checkConfigMap(t, name, cm, want)
-	}
-	for name, sa := range m.accounts {
-		gsa := sa.Annotations[gsaAnnotation]
-		if !regexp.MustCompile(`^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-zA-Z0-9_-]+\.iam\.gserviceaccount\.com$`).MatchString(gsa) {
-			t.Errorf("ServiceAccount %s: annotation %s=%q is not a Google service account address", name, gsaAnnotation, gsa)
-		}
-		if want.gsa != "" && gsa != want.gsa {
-			t.Errorf("ServiceAccount %s: %s=%q, want %q", name, gsaAnnotation, gsa, want.gsa)
-		}
-	}
-}
-
-func selects(sel *metav1.LabelSelector, podLabels map[string]string) (bool, error) {
-	if sel == nil || (len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0) {
-		return false, errors.New("empty selector")
-	}
-	s, err := metav1.LabelSelectorAsSelector(sel)
-	if err != nil {
-		return false, err
-	}
-	return s.Matches(labels.Set(podLabels)), nil
-}
-
-func checkDeployment(t reporter, m *manifests, name string, d *appsv1.Deployment, want expectations) {
-	t.Helper()
-	pod := d.Spec.Template
-	ok, err := selects(d.Spec.Selector, pod.Labels)
-	if err != nil || !ok {
-		t.Errorf("Deployment %s: selector %v does not select its pod template labels %v (%v)", name, d.Spec.Selector, pod.Labels, err)
-	}
-	for hname, h := range m.hpas {
-		if h.Spec.ScaleTargetRef.Kind == "Deployment" && h.Spec.ScaleTargetRef.Name == name && d.Spec.Replicas != nil {
-			t.Errorf("Deployment %s sets replicas although HPA %s owns the count (a re-apply would reset it)", name, hname)
-		}
-	}
-	ps := pod.Spec
-	if ps.ServiceAccountName == "" {
-		t.Errorf("Deployment %s: no serviceAccountName (Workload Identity needs the annotated one)", name)
-	} else if _, ok := m.accounts[ps.ServiceAccountName]; !ok {
-		t.Errorf("Deployment %s: ServiceAccount %s is not in the manifests", name, ps.ServiceAccountName)
-	}
-	if ps.HostNetwork || ps.HostPID || ps.HostIPC {
-		t.Errorf("Deployment %s: uses host namespaces", name)
-	}
-	podNonRoot := ps.SecurityContext != nil && ps.SecurityContext.RunAsNonRoot != nil && *ps.SecurityContext.RunAsNonRoot
-	if ps.SecurityContext == nil || ps.SecurityContext.SeccompProfile == nil || ps.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
-		t.Errorf("Deployment %s: pod seccompProfile must be RuntimeDefault (restricted Pod Security)", name)
-	}
-	volumes := map[string]bool{}
-	for _, v := range ps.Volumes {
-		volumes[v.Name] = true
-	}
-	if len(ps.Containers) == 0 {
-		t.Errorf("Deployment %s: no containers", name)
-	}
-	all := append(append([]corev1.Container{}, ps.InitContainers...), ps.Containers...)
-	for i, c := range all {
-		where := fmt.Sprintf("Deployment %s container %s", name, c.Name)
-		isInit := i < len(ps.InitContainers)
-		if !want.images[c.Image] {
-			t.Errorf("%s: image %q is not one of the kustomization's images %v", where, c.Image, keys(want.images))
-		}
-		checkResources(t, where, c.Resources)
-		if !isInit {
-			if c.ReadinessProbe == nil {
-				t.Errorf("%s: no readinessProbe", where)
-			}
-			if c.LivenessProbe == nil {
-				t.Errorf("%s: no livenessProbe", where)
-			}
-			for pname, p := range map[string]*corev1.Probe{"startupProbe": c.StartupProbe, "readinessProbe": c.ReadinessProbe, "livenessProbe": c.LivenessProbe} {
-				checkProbePort(t, where+" "+pname, c, p)
-			}
-			// /healthz fails while Cloud SQL or Pub/Sub is unreachable: a liveness
-			// probe on it would restart every pod at the first database blip
-			// unless it is very patient.
-			if lp := c.LivenessProbe; lp != nil && lp.HTTPGet != nil && lp.HTTPGet.Path == "/healthz" {
-				if int(lp.PeriodSeconds)*int(lp.FailureThreshold) < 60 {
-					t.Errorf("%s: liveness on /healthz (which depends on the database) must tolerate at least 60 s of failures", where)
-				}
-			}
-		}
-		sc := c.SecurityContext
-		if sc == nil {
-			t.Errorf("%s: no securityContext", where)
-			continue
-		}
-		if !(podNonRoot || (sc.RunAsNonRoot != nil && *sc.RunAsNonRoot)) {
-			t.Errorf("%s: runAsNonRoot is not set", where)
-		}
-		if sc.RunAsUser != nil && *sc.RunAsUser == 0 {
-			t.Errorf("%s: runs as UID 0", where)
-		}
-		if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
-			t.Errorf("%s: readOnlyRootFilesystem is not true", where)
-		}
-		if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
-			t.Errorf("%s: allowPrivilegeEscalation is not false", where)
-		}
-		if sc.Privileged != nil && *sc.Privileged {
-			t.Errorf("%s: privileged", where)
-		}
-		if sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") || len(sc.Capabilities.Add) > 0 {
-			t.Errorf("%s: capabilities must drop ALL and add none", where)
-		}
-		for _, vm := range c.VolumeMounts {
-			if !volumes[vm.Name] {
-				t.Errorf("%s: mounts volume %s that the pod does not define", where, vm.Name)
-			}
-		}
-		seen := map[string]bool{}
-		for _, e := range c.Env {
-			if seen[e.Name] {
-				t.Errorf("%s: env %s set twice", where, e.Name)
-			}
-			seen[e.Name] = true
-			if secretish.MatchString(e.Name) {
-				t.Errorf("%s: env %s looks like a secret; the routes use IAM authentication", where, e.Name)
-			}
-		}
-		for _, ef := range c.EnvFrom {
-			if ef.ConfigMapRef != nil {
-				if _, ok := m.configMaps[ef.ConfigMapRef.Name]; !ok {
-					t.Errorf("%s: envFrom ConfigMap %s is not rendered (generator name and reference disagree?)", where, ef.ConfigMapRef.Name)
-				}
-			}
-			if ef.SecretRef != nil {
-				t.Errorf("%s: envFrom a Secret; the design has no passwords", where)
-			}
-		}
-	}
-}
-
-func keys[V any](m map[string]V) []string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
-
-func checkResources(t reporter, where string, r corev1.ResourceRequirements) {
-	t.Helper()
-	for _, res := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-		lim, hasLim := r.Limits[res]
-		req, hasReq := r.Requests[res]
-		if !hasLim || lim.IsZero() {
-			t.Errorf("%s: no %s limit", where, res)
-		}
-		if !hasReq || req.IsZero() {
-			t.Errorf("%s: no %s request (the HPA and Autopilot need requests)", where, res)
-		}
-		if hasLim && hasReq && req.Cmp(lim) > 0 {
-			t.Errorf("%s: %s request %s above its limit %s", where, res, req.String(), lim.String())
-		}
-	}
-}
-
-// containerPort resolves a probe's or Service's port against a container.
-func containerPort(c corev1.Container, p intstr.IntOrString) bool {
-	for _, cp := range c.Ports {
-		if (p.Type == intstr.String && cp.Name == p.StrVal) || (p.Type == intstr.Int && cp.ContainerPort == p.IntVal) {
-			return true
-		}
-	}
-	return false
-}
-
-func checkProbePort(t reporter, where string, c corev1.Container, p *corev1.Probe) {
-	t.Helper()
-	if p == nil {
-		return
-	}
-	switch {
-	case p.HTTPGet != nil:
-		if !containerPort(c, p.HTTPGet.Port) {
-			t.Errorf("%s: httpGet port %s is not a port of the container", where, p.HTTPGet.Port.String())
-		}
-		if !strings.HasPrefix(p.HTTPGet.Path, "/") {
-			t.Errorf("%s: httpGet path %q", where, p.HTTPGet.Path)
-		}
-	case p.TCPSocket != nil:
-		if !containerPort(c, p.TCPSocket.Port) {
-			t.Errorf("%s: tcpSocket port %s is not a port of the container", where, p.TCPSocket.Port.String())
-		}
-	case p.Exec != nil:
-		t.Errorf("%s: exec probe, but the image is distroless (no shell)", where)
-	default:
-		t.Errorf("%s: probe without a handler", where)
-	}
-	if p.TimeoutSeconds > 0 && p.PeriodSeconds > 0 && p.TimeoutSeconds > p.PeriodSeconds {
-		t.Errorf("%s: timeout above period", where)
-	}
-}
-
-// selectedDeployments lists the Deployments whose pods a selector selects.
-func selectedDeployments(m *manifests, sel *metav1.LabelSelector) []*appsv1.Deployment {
-	var out []*appsv1.Deployment
-	for _, name := range keys(m.deployments) {
-		d := m.deployments[name]
-		if ok, err := selects(sel, d.Spec.Template.Labels); err == nil && ok {
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
-func checkService(t reporter, m *manifests, name string, s *corev1.Service) {
-	t.Helper()
-	if s.Spec.Type != "" && s.Spec.Type != corev1.ServiceTypeClusterIP {
-		t.Errorf("Service %s: type %s; only the Gateway is exposed", name, s.Spec.Type)
-	}
-	ds := selectedDeployments(m, &metav1.LabelSelector{MatchLabels: s.Spec.Selector})
-	if len(ds) != 1 {
-		t.Errorf("Service %s: selector %v selects %d Deployments, want exactly 1", name, s.Spec.Selector, len(ds))
-	}
-	if len(s.Spec.Ports) == 0 {
-		t.Errorf("Service %s: no ports", name)
-	}
-	for _, p := range s.Spec.Ports {
-		tp := p.TargetPort
-		if tp.Type == intstr.Int && tp.IntVal == 0 {
-			tp = intstr.FromInt32(p.Port)
-		}
-		for _, d := range ds {
-			found := false
-			for _, c := range d.Spec.Template.Spec.Containers {
-				found = found || containerPort(c, tp)
-			}
-			if !found {
-				t.Errorf("Service %s port %d: targetPort %s is not a container port of Deployment %s", name, p.Port, tp.String(), d.Name)
-			}
-		}
-	}
-}
-
-func checkHPA(t reporter, m *manifests, name string, h *autoscalingv2.HorizontalPodAutoscaler) {
-	t.Helper()
-	ref := h.Spec.ScaleTargetRef
-	if ref.APIVersion != "apps/v1" || ref.Kind != "Deployment" {
-		t.Errorf("HPA %s: targets %s %s, want apps/v1 Deployment", name, ref.APIVersion, ref.Kind)
-	}
-	if _, ok := m.deployments[ref.Name]; !ok {
-		t.Errorf("HPA %s: Deployment %s does not exist", name, ref.Name)
-	}
-	if h.Spec.MinReplicas == nil || *h.Spec.MinReplicas < 2 || h.Spec.MaxReplicas < *h.Spec.MinReplicas {
-		t.Errorf("HPA %s: want 2 <= minReplicas <= maxReplicas, have %v..%d", name, h.Spec.MinReplicas, h.Spec.MaxReplicas)
-	}
-	cpu := false
-	for _, mt := range h.Spec.Metrics {
-		if mt.Type == autoscalingv2.ResourceMetricSourceType && mt.Resource != nil && mt.Resource.Name == corev1.ResourceCPU &&
-			mt.Resource.Target.Type == autoscalingv2.UtilizationMetricType && mt.Resource.Target.AverageUtilization != nil {
-			u := *mt.Resource.Target.AverageUtilization
-			cpu = u > 0 && u <= 100
-		}
-	}
-	if !cpu {
-		t.Errorf("HPA %s: no CPU utilization target in (0, 100]", name)
-	}
-}
-
-func checkPDB(t reporter, m *manifests, name string, p *policyv1.PodDisruptionBudget) {
-	t.Helper()
-	ds := selectedDeployments(m, p.Spec.Selector)
-	if len(ds) == 0 {
-		t.Errorf("PodDisruptionBudget %s: selects no Deployment's pods", name)
-	}
-	if (p.Spec.MinAvailable == nil) == (p.Spec.MaxUnavailable == nil) {
-		t.Errorf("PodDisruptionBudget %s: set exactly one of minAvailable and maxUnavailable", name)
-	}
-	// A minAvailable as large as the smallest replica count would block every
-	// node drain (and Autopilot's upgrades).
-	if mv := p.Spec.MinAvailable; mv != nil && mv.Type == intstr.Int {
-		for _, d := range ds {
-			for _, h := range m.hpas {
-				if h.Spec.ScaleTargetRef.Name == d.Name && h.Spec.MinReplicas != nil && mv.IntVal >= *h.Spec.MinReplicas {
-					t.Errorf("PodDisruptionBudget %s: minAvailable %d >= HPA %s minReplicas %d", name, mv.IntVal, h.Name, *h.Spec.MinReplicas)
-				}
-			}
-		}
-	}
-}
-
-func checkGateway(t reporter, name string, g *gwv1.Gateway, want expectations) {
-	t.Helper()
-	if !strings.HasPrefix(string(g.Spec.GatewayClassName), "gke-l7-") || !strings.Contains(string(g.Spec.GatewayClassName), "external-managed") {
-		t.Errorf("Gateway %s: class %s, want a GKE external managed class", name, g.Spec.GatewayClassName)
-	}
-	http := false
-	for _, l := range g.Spec.Listeners {
-		if l.Protocol == gwv1.HTTPProtocolType && l.Port == 80 {
-			http = true
-		}
-	}
-	if !http {
-		t.Errorf("Gateway %s: no HTTP listener on port 80", name)
-	}
-	if len(g.Spec.Addresses) != 1 || g.Spec.Addresses[0].Type == nil || *g.Spec.Addresses[0].Type != gwv1.NamedAddressType || g.Spec.Addresses[0].Value == "" {
-		t.Errorf("Gateway %s: want one NamedAddress (terraform's reserved address), have %+v", name, g.Spec.Addresses)
-	} else if want.gatewayAddr != "" && g.Spec.Addresses[0].Value != want.gatewayAddr {
-		t.Errorf("Gateway %s: address %s, want %s", name, g.Spec.Addresses[0].Value, want.gatewayAddr)
-	}
-}
-
-// servicePort reports whether Service name has port p.
-func servicePort(m *manifests, name string, p *gwv1.PortNumber) bool {
-	s, ok := m.services[name]
-	if !ok || p == nil {
-		return false
-	}
-	for _, sp := range s.Spec.Ports {
-		if sp.Port == *p {
-			return true
-		}
-	}
-	return false
-}
-
-func checkHTTPRoute(t reporter, m *manifests, name string, r *gwv1.HTTPRoute) {
-	t.Helper()
-	if len(r.Spec.ParentRefs) == 0 {
-		t.Errorf("HTTPRoute %s: no parentRefs", name)
-	}
-	for _, p := range r.Spec.ParentRefs {
-		if (p.Group != nil && *p.Group != gwv1.GroupName) || (p.Kind != nil && *p.Kind != "Gateway") {
-			t.Errorf("HTTPRoute %s: parentRef %s is not a Gateway", name, p.Name)
-			continue
-		}
-		g, ok := m.gateways[string(p.Name)]
-		if !ok {
-			t.Errorf("HTTPRoute %s: parent Gateway %s does not exist", name, p.Name)
-			continue
-		}
-		if p.SectionName != nil && !slices.ContainsFunc(g.Spec.Listeners, func(l gwv1.Listener) bool { return l.Name == *p.SectionName }) {
-			t.Errorf("HTTPRoute %s: Gateway %s has no listener %s", name, p.Name, *p.SectionName)
-		}
-	}
-	split := false
-	for _, rule := range r.Spec.Rules {
-		for _, b := range rule.BackendRefs {
-			if (b.Group != nil && *b.Group != "") || (b.Kind != nil && *b.Kind != "Service") {
-				t.Errorf("HTTPRoute %s: backend %s is not a core Service", name, b.Name)
-			}
-			if !servicePort(m, string(b.Name), b.Port) {
-				t.Errorf("HTTPRoute %s: backend Service %s port %v does not exist", name, b.Name, b.Port)
-			}
-			if _, ok := m.healthChecks[string(b.Name)]; !ok {
-				t.Errorf("HTTPRoute %s: backend %s has no HealthCheckPolicy; GKE would probe / and mark it unhealthy", name, b.Name)
-			}
-		}
-		for _, mt := range rule.Matches {
-			if mt.Path == nil || mt.Path.Value == nil || *mt.Path.Value != ingressPath {
-				continue
-			}
-			if mt.Path.Type == nil || *mt.Path.Type != gwv1.PathMatchPathPrefix {
-				t.Errorf("HTTPRoute %s: %s must match as a PathPrefix", name, ingressPath)
-			}
-			weights := map[string]int32{}
-			for _, b := range rule.BackendRefs {
-				w := int32(1) // the Gateway API default
-				if b.Weight != nil {
-					w = *b.Weight
-				}
-				weights[string(b.Name)] = w
-			}
-			if len(rule.BackendRefs) == 2 && weights["route1"] == 50 && weights["route2"] == 50 {
-				split = true
-			} else {
-				t.Errorf("HTTPRoute %s: %s backends %v, want route1 and route2 at weight 50 each", name, ingressPath, weights)
-			}
-		}
-	}
-	if !split {
-		t.Errorf("HTTPRoute %s: no 50/50 split of %s between route1 and route2", name, ingressPath)
-	}
-}
-
-func checkHealthCheckPolicy(t reporter, m *manifests, name string, h *healthCheckPolicy) {
-	t.Helper()
-	ref := h.Spec.TargetRef
-	if ref.Group != "" || ref.Kind != "Service" {
-		t.Errorf("HealthCheckPolicy %s: targets %s/%s, want a core Service", name, ref.Group, ref.Kind)
-		return
-	}
-	svc, ok := m.services[ref.Name]
-	if !ok {
-		t.Errorf("HealthCheckPolicy %s: Service %s does not exist", name, ref.Name)
-		return
-	}
-	c := h.Spec.Default
-	if c == nil || c.Config == nil {
-		t.Errorf("HealthCheckPolicy %s: no default.config", name)
-		return
-	}
-	if c.CheckIntervalSec != nil && c.TimeoutSec != nil && *c.TimeoutSec > *c.CheckIntervalSec {
-		t.Errorf("HealthCheckPolicy %s: timeoutSec above checkIntervalSec (GKE rejects it)", name)
-	}
-	for field, v := range map[string]*int64{"checkIntervalSec": c.CheckIntervalSec, "timeoutSec": c.TimeoutSec} {
-		if v != nil && (*v < 1 || *v > 300) {
-			t.Errorf("HealthCheckPolicy %s: %s %d outside 1..300", name, field, *v)
-		}
-	}
-	for field, v := range map[string]*int64{"healthyThreshold": c.HealthyThreshold, "unhealthyThreshold": c.UnhealthyThreshold} {
-		if v != nil && (*v < 1 || *v > 10) {
-			t.Errorf("HealthCheckPolicy %s: %s %d outside 1..10", name, field, *v)
-		}
-	}
-	// The union: the type and exactly its matching block.
-	set := 0
-	for _, b := range []bool{c.Config.TCP != nil, c.Config.HTTP != nil, c.Config.HTTPS != nil, c.Config.HTTP2 != nil, c.Config.GRPC != nil} {
-		if b {
-			set++
-		}
-	}
-	if c.Config.Type != "HTTP" || c.Config.HTTP == nil || set != 1 {
-		t.Errorf("HealthCheckPolicy %s: want type HTTP with only httpHealthCheck", name)
-		return
-	}
-	hc := c.Config.HTTP
-	if hc.PortSpecification != nil && !slices.Contains([]string{"USE_FIXED_PORT", "USE_NAMED_PORT", "USE_SERVING_PORT"}, *hc.PortSpecification) {
-		t.Errorf("HealthCheckPolicy %s: portSpecification %s", name, *hc.PortSpecification)
-	}
-	if hc.RequestPath == nil {
-		t.Errorf("HealthCheckPolicy %s: no requestPath (the default / answers 404)", name)
-		return
-	}
-	// The load balancer asks what readiness asks.
-	for _, d := range selectedDeployments(m, &metav1.LabelSelector{MatchLabels: svc.Spec.Selector}) {
-		for _, ct := range d.Spec.Template.Spec.Containers {
-			if rp := ct.ReadinessProbe; rp == nil || rp.HTTPGet == nil || rp.HTTPGet.Path != *hc.RequestPath {
-				t.Errorf("HealthCheckPolicy %s: requestPath %s differs from Deployment %s's readiness probe", name, *hc.RequestPath, d.Name)
-			}
-		}
-	}
-}
-
-func checkConfigMap(t reporter, name string, cm *corev1.ConfigMap, want expectations) {
-	t.Helper()
-	for k := range cm.Data {
-		if secretish.MatchString(k) {
-			t.Errorf("ConfigMap %s: key %s looks like a secret; configuration has no passwords", name, k)
-		}
-	}
-	for _, k := range []string{"CLOUDSQL_INSTANCE", "DB_USER", "DB_NAME", "PUBSUB_PROJECT", "PUBSUB_TOPIC"} {
-		if cm.Data[k] == "" {
-			t.Errorf("ConfigMap %s: %s is empty", name, k)
-		}
-	}
-	for k, v := range map[string]string{"CLOUDSQL_PRIVATE_IP": "true", "CLOUDSQL_IAM_AUTH": "true"} {
-		if cm.Data[k] != v {
-			t.Errorf("ConfigMap %s: %s=%q, want %q", name, k, cm.Data[k], v)
-		}
-	}
-	if !regexp.MustCompile(`^[^:]+:[^:]+:[^:]+$`).MatchString(cm.Data["CLOUDSQL_INSTANCE"]) {
-		t.Errorf("ConfigMap %s: CLOUDSQL_INSTANCE=%q is not project:region:instance", name, cm.Data["CLOUDSQL_INSTANCE"])
-	}
-	for k, v := range want.config {
-		if cm.Data[k] != v {
-			t.Errorf("ConfigMap %s: %s=%q, want %q", name, k, cm.Data[k], v)
-		}
-	}
 }
 
 // ---- the kustomization's images ----------------------------------------------------------
@@ -920,36 +337,151 @@ func kustomizeImages(t *testing.T, file string) map[string]bool {
 	return refs
 }
 
+// ---- terraform's side of the contract ---------------------------------------------------
+
+// capacityProfiles reads local.capacity_profiles from terraform/main.tf: the SQL
+// tier's max_connections and the routes' scale that the overlay sets.
+type capacityProfile struct {
+	maxConnections, routeMaxPods, dbConns int
+}
+
+func capacityProfiles(t *testing.T) map[string]capacityProfile {
+	t.Helper()
+	file := filepath.Join(repoRoot(t), "terraform", "main.tf")
+	src, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, diags := hclsyntax.ParseConfig(src, file, hcl.InitialPos)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	for _, b := range f.Body.(*hclsyntax.Body).Blocks {
+		a, ok := b.Body.Attributes["capacity_profiles"]
+		if b.Type != "locals" || !ok {
+			continue
+		}
+		v, diags := a.Expr.Value(nil)
+		if diags.HasErrors() {
+			t.Fatalf("local.capacity_profiles must be a literal: %v", diags)
+		}
+		out := map[string]capacityProfile{}
+		for name, p := range v.AsValueMap() {
+			num := func(k string) int {
+				n, _ := p.GetAttr(k).AsBigFloat().Int64()
+				return int(n)
+			}
+			out[name] = capacityProfile{num("max_connections"), num("route_max_pods"), num("db_conns")}
+		}
+		return out
+	}
+	t.Fatal("terraform/main.tf has no local.capacity_profiles")
+	return nil
+}
+
+// renderTemplate evaluates a terraform template file with the HCL template engine
+// that templatefile() uses (terraform/terraform_test.go checks that terraform
+// renders it the same).
+func renderTemplate(t *testing.T, file string, vars map[string]cty.Value) []byte {
+	t.Helper()
+	src, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expr, diags := hclsyntax.ParseTemplate(src, file, hcl.InitialPos)
+	if diags.HasErrors() {
+		t.Fatalf("%s: %v", file, diags)
+	}
+	val, diags := expr.Value(&hcl.EvalContext{Variables: vars})
+	if diags.HasErrors() {
+		t.Fatalf("%s: %v", file, diags)
+	}
+	return []byte(val.AsString())
+}
+
+// overlayVars are a deployment's values for templates/k8s-overlay.yaml.tftpl.
+func overlayVars(https bool, p capacityProfile) map[string]cty.Value {
+	s := cty.StringVal
+	return map[string]cty.Value{
+		"https":                cty.BoolVal(https),
+		"cloudsql_instance":    s("demo-project-42:us-central1:vmpulse-mysql-1a2b"),
+		"db_user":              s("vmpulse-route"),
+		"db_name":              s("vmpulse"),
+		"db_conns":             cty.NumberIntVal(int64(p.dbConns)),
+		"db_host":              s("10.99.0.3"),
+		"db_admin":             s("vmpulse-admin"),
+		"project_id":           s("demo-project-42"),
+		"pubsub_topic":         s("vmpulse-records"),
+		"route_image_name":     s("us-central1-docker.pkg.dev/demo-project-42/vmpulse-images/vmpulse-route"),
+		"route_image_tag":      s("src-0123456789ab"),
+		"mysql_image_name":     s("us-central1-docker.pkg.dev/demo-project-42/vmpulse-dockerhub/library/mysql"),
+		"route_gsa_email":      s("vmpulse-route@demo-project-42.iam.gserviceaccount.com"),
+		"gateway_address_name": s("vmpulse-gateway-ip"),
+		"certificate_name":     s("vmpulse-ingest"),
+		"security_policy":      s("vmpulse-ingest"),
+		"route_max_pods":       cty.NumberIntVal(int64(p.routeMaxPods)),
+		"ingest_token_secret":  s("vmpulse-ingest-token"),
+		"db_admin_secret":      s("vmpulse-db-admin-password"),
+	}
+}
+
+// deployTree lays out what k8s/deploy.sh works in: a copy of k8s/ at <tmp>/k8s
+// and the overlay at <tmp>/out/k8s/kustomization.yaml (its resources entry is
+// ../../k8s).
+func deployTree(t *testing.T, overlay []byte) string {
+	t.Helper()
+	tmp := t.TempDir()
+	copyTree(t, filepath.Join(repoRoot(t), "k8s"), filepath.Join(tmp, "k8s"))
+	out := filepath.Join(tmp, "out", "k8s")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "kustomization.yaml"), overlay, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return tmp
+}
+
 // ---- tests ------------------------------------------------------------------------------
 
 func TestBaseRendersStrictlyAndHoldsInvariants(t *testing.T) {
 	root := repoRoot(t)
 	dir := filepath.Join(root, "k8s")
 	m := render(t, dir)
-	want := expectations{images: kustomizeImages(t, filepath.Join(dir, "kustomization.yaml"))}
+	want := expectations{
+		images: kustomizeImages(t, filepath.Join(dir, "kustomization.yaml")),
+		// The base's values are those of the default capacity profile.
+		maxConns: capacityProfiles(t)["medium"].maxConnections,
+	}
 	checkInvariants(t, m, want)
 
 	// Exactly the objects the design has, no more, no less.
-	wantObjects := []string{
-		"ConfigMap/" + keys(m.configMaps)[0], "Deployment/route1", "Deployment/route2",
-		"Gateway/vmpulse", "HTTPRoute/vmpulse-ingest", "HealthCheckPolicy/route1", "HealthCheckPolicy/route2",
-		"HorizontalPodAutoscaler/route1", "HorizontalPodAutoscaler/route2", "Namespace/" + namespace,
-		"PodDisruptionBudget/route1", "PodDisruptionBudget/route2", "Service/route1", "Service/route2",
-		"ServiceAccount/vmpulse-route",
+	var cms []string
+	for _, n := range keys(m.configMaps) {
+		cms = append(cms, "ConfigMap/"+n)
 	}
+	wantObjects := append(cms, "Deployment/route1", "Deployment/route2",
+		"GCPBackendPolicy/route1", "GCPBackendPolicy/route2",
+		"Gateway/vmpulse", "HTTPRoute/vmpulse-ingest", "HealthCheckPolicy/route1", "HealthCheckPolicy/route2",
+		"HorizontalPodAutoscaler/route1", "HorizontalPodAutoscaler/route2", "Job/vmpulse-db-grant", "Namespace/"+namespace,
+		"PodDisruptionBudget/route1", "PodDisruptionBudget/route2", "PodMonitoring/vmpulse-route",
+		"SecretProviderClass/vmpulse-db-admin", "SecretProviderClass/vmpulse-ingest-token",
+		"Service/route1", "Service/route2", "ServiceAccount/vmpulse-db-grant", "ServiceAccount/vmpulse-route",
+	)
 	got := slices.Clone(m.order)
 	sort.Strings(got)
 	sort.Strings(wantObjects)
 	if !slices.Equal(got, wantObjects) {
 		t.Errorf("rendered objects:\n got %v\nwant %v", got, wantObjects)
 	}
-	if len(m.configMaps) != 1 || !strings.HasPrefix(keys(m.configMaps)[0], "vmpulse-route-config-") {
-		t.Errorf("want one hashed ConfigMap vmpulse-route-config-*, have %v", keys(m.configMaps))
+	if len(m.configMaps) != 2 {
+		t.Errorf("want the two hashed ConfigMaps (route config, GRANT config), have %v", keys(m.configMaps))
 	}
 }
 
 // route2 must be route1 with the name and STRATEGY changed, nothing else: the
 // comparison of the two strategies is only fair if everything else is equal.
+// The overlays make it so by construction; this proves the construction.
 func TestRoutesDifferOnlyInNameAndStrategy(t *testing.T) {
 	m := render(t, filepath.Join(repoRoot(t), "k8s"))
 	pairs := map[string][2]any{
@@ -958,6 +490,7 @@ func TestRoutesDifferOnlyInNameAndStrategy(t *testing.T) {
 		"HorizontalPodAutoscaler": {m.hpas["route1"], m.hpas["route2"]},
 		"PodDisruptionBudget":     {m.pdbs["route1"], m.pdbs["route2"]},
 		"HealthCheckPolicy":       {m.healthChecks["route1"], m.healthChecks["route2"]},
+		"GCPBackendPolicy":        {m.backends["route1"], m.backends["route2"]},
 	}
 	for kind, p := range pairs {
 		a, err := json.Marshal(p[0])
@@ -976,94 +509,79 @@ func TestRoutesDifferOnlyInNameAndStrategy(t *testing.T) {
 			t.Errorf("%s route2 differs from route1 beyond the name:\nroute1 %s\nroute2 %s", kind, a, got)
 		}
 	}
+	// Each overlay is small: the base carries the route.
+	for _, o := range []string{"route1", "route2"} {
+		b, err := os.ReadFile(filepath.Join(repoRoot(t), "k8s", o, "kustomization.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(string(b), "\n"); n > 40 {
+			t.Errorf("k8s/%s/kustomization.yaml has %d lines; the route belongs in the base k8s/route", o, n)
+		}
+	}
 }
 
-// renderTemplate evaluates a terraform template file (templatefile() uses this
-// same HCL template engine) with string variables.
-func renderTemplate(t *testing.T, file string, vars map[string]string) []byte {
-	t.Helper()
-	src, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	expr, diags := hclsyntax.ParseTemplate(src, file, hcl.InitialPos)
-	if diags.HasErrors() {
-		t.Fatalf("%s: %v", file, diags)
-	}
-	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{}}
-	for k, v := range vars {
-		ctx.Variables[k] = cty.StringVal(v)
-	}
-	val, diags := expr.Value(ctx)
-	if diags.HasErrors() {
-		t.Fatalf("%s: %v", file, diags)
-	}
-	return []byte(val.AsString())
-}
-
-// The deployed shape: terraform's k8s_overlay output (rendered from its template
-// with a deployment's values) plus the images block `make k8s-overlay` appends,
-// over a copy of k8s/. The same invariants hold, and the placeholders are gone.
-func TestOverlayFromTerraformOutputs(t *testing.T) {
+// The deployed shape: the overlay terraform renders (templates/k8s-overlay.yaml.tftpl
+// with a deployment's values, as output k8s_overlay and as k8s/deploy.sh's
+// input) over a copy of k8s/, without and with a domain. The same invariants
+// hold, the placeholders are gone, and the deployment's values are in place.
+func TestOverlayFromTerraform(t *testing.T) {
 	root := repoRoot(t)
-	kubectl := needTool(t, "kubectl", "kubectl renders the kustomizations")
-	makeBin := needTool(t, "make", "make runs k8s/deploy.mk")
-	tmp := t.TempDir()
-
-	// The tree `make k8s-overlay` expects: <root>/k8s and <root>/out/k8s.
-	copyFiles(t, filepath.Join(root, "k8s"), filepath.Join(tmp, "k8s"), "*.yaml", "*.env")
-
-	vals := map[string]string{
-		"cloudsql_instance":    "demo-project-42:us-central1:vmpulse-mysql-1a2b",
-		"db_user":              "vmpulse-route",
-		"db_name":              "vmpulse",
-		"project_id":           "demo-project-42",
-		"pubsub_topic":         "vmpulse-records",
-		"route_gsa_email":      "vmpulse-route@demo-project-42.iam.gserviceaccount.com",
-		"gateway_address_name": "vmpulse-gateway-ip",
-	}
-	overlay := renderTemplate(t, filepath.Join(root, "terraform", "templates", "k8s-overlay.yaml.tftpl"), vals)
-	if err := os.WriteFile(filepath.Join(tmp, "k8s_overlay.out"), overlay, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// A terraform that only knows `output -raw k8s_overlay`.
-	fakeTF := filepath.Join(tmp, "fake-terraform")
-	script := "#!/bin/sh\nfor a; do last=$a; done\ncase \"$last\" in\n  k8s_overlay) cat '" + filepath.Join(tmp, "k8s_overlay.out") +
-		"' ;;\n  *) echo \"fake terraform: unexpected $*\" >&2; exit 1 ;;\nesac\n"
-	if err := os.WriteFile(fakeTF, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-
-	const registry, tag = "docker.io/example", "0123456"
-	run(t, root, nil, nil, makeBin, "--no-print-directory", "-f", filepath.Join(root, "k8s", "deploy.mk"), "k8s-overlay",
-		"VMP_ROOT="+tmp, "TERRAFORM="+fakeTF, "KUBECTL="+kubectl, "REGISTRY="+registry, "TAG="+tag)
-
-	dir := filepath.Join(tmp, "out", "k8s")
-	m := render(t, dir)
-	ref := registry + "/vmpulse-route:" + tag
-	if imgs := kustomizeImages(t, filepath.Join(dir, "kustomization.yaml")); !imgs[ref] || len(imgs) != 1 {
-		t.Errorf("overlay images %v, want only %s", keys(imgs), ref)
-	}
-	checkInvariants(t, m, expectations{
-		images: map[string]bool{ref: true},
-		config: map[string]string{
-			"CLOUDSQL_INSTANCE": vals["cloudsql_instance"], "DB_USER": vals["db_user"], "DB_NAME": vals["db_name"],
-			"PUBSUB_PROJECT": vals["project_id"], "PUBSUB_TOPIC": vals["pubsub_topic"],
-		},
-		gsa:         vals["route_gsa_email"],
-		gatewayAddr: vals["gateway_address_name"],
-	})
-	if len(m.configMaps) != 1 {
-		t.Errorf("the overlay must replace the base ConfigMap, not add one: %v", keys(m.configMaps))
-	}
-	// A placeholder that survives would deploy a broken route.
-	all, err := json.Marshal([]any{m.configMaps, m.accounts, m.deployments, m.gateways})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ph := range []string{"PROJECT_ID", "REGION", "registry.invalid"} {
-		if bytes.Contains(all, []byte(ph)) {
-			t.Errorf("placeholder %s survives the overlay", ph)
+	profiles := capacityProfiles(t)
+	for _, https := range []bool{false, true} {
+		for _, size := range []string{"small", "large"} {
+			t.Run(fmt.Sprintf("https=%v,%s", https, size), func(t *testing.T) {
+				p := profiles[size]
+				vals := overlayVars(https, p)
+				overlay := renderTemplate(t, filepath.Join(root, "terraform", "templates", "k8s-overlay.yaml.tftpl"), vals)
+				tmp := deployTree(t, overlay)
+				m := render(t, filepath.Join(tmp, "out", "k8s"))
+				str := func(k string) string { return vals[k].AsString() }
+				routeImage := str("route_image_name") + ":" + str("route_image_tag")
+				checkInvariants(t, m, expectations{
+					images: map[string]bool{routeImage: true, str("mysql_image_name") + ":8.4": true},
+					config: map[string]string{
+						"CLOUDSQL_INSTANCE": str("cloudsql_instance"), "DB_USER": str("db_user"), "DB_NAME": str("db_name"),
+						"PUBSUB_PROJECT": str("project_id"), "PUBSUB_TOPIC": str("pubsub_topic"),
+						"DB_CONNS": strconv.Itoa(p.dbConns), "DB_HOST": str("db_host"), "DB_ADMIN": str("db_admin"),
+					},
+					gsa:         str("route_gsa_email"),
+					gatewayAddr: str("gateway_address_name"),
+					https:       https,
+					project:     str("project_id"),
+					maxConns:    p.maxConnections,
+				})
+				if len(m.configMaps) != 2 {
+					t.Errorf("the overlay must replace the base ConfigMaps, not add some: %v", keys(m.configMaps))
+				}
+				for _, h := range m.hpas {
+					if int(h.Spec.MaxReplicas) != p.routeMaxPods {
+						t.Errorf("HPA %s: maxReplicas %d, want the %s profile's %d", h.Name, h.Spec.MaxReplicas, size, p.routeMaxPods)
+					}
+				}
+				for _, b := range m.backends {
+					if b.Spec.Default == nil || b.Spec.Default.SecurityPolicy == nil || *b.Spec.Default.SecurityPolicy != str("security_policy") {
+						t.Errorf("GCPBackendPolicy %s: securityPolicy is not terraform's %s", b.Name, str("security_policy"))
+					}
+				}
+				if https {
+					for _, l := range m.gateways["vmpulse"].Spec.Listeners {
+						if l.Name == "https" && string(l.TLS.Options["networking.gke.io/pre-shared-certs"]) != str("certificate_name") {
+							t.Errorf("the HTTPS listener presents %q, not terraform's certificate %s", l.TLS.Options["networking.gke.io/pre-shared-certs"], str("certificate_name"))
+						}
+					}
+				}
+				// A placeholder that survives would deploy a broken route.
+				all, err := json.Marshal([]any{m.configMaps, m.accounts, m.deployments, m.jobs, m.gateways, m.spcs, m.backends})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, ph := range []string{"PROJECT_ID", "REGION", "registry.invalid", "10.0.0.0", "set-by-the-overlay"} {
+					if bytes.Contains(all, []byte(ph)) {
+						t.Errorf("placeholder %s survives the overlay", ph)
+					}
+				}
+			})
 		}
 	}
 }
@@ -1091,6 +609,34 @@ spec:
 	if _, _, err := decodeStrict([]byte(good)); err != nil {
 		t.Fatalf("a valid Deployment is refused: %v", err)
 	}
+	goodCRDs := map[string]string{
+		"GCPBackendPolicy": `apiVersion: networking.gke.io/v1
+kind: GCPBackendPolicy
+metadata: {name: x}
+spec:
+  targetRef: {group: "", kind: Service, name: x}
+  default: {securityPolicy: p, timeoutSec: 30, logging: {enabled: true}}
+`,
+		"PodMonitoring": `apiVersion: monitoring.googleapis.com/v1
+kind: PodMonitoring
+metadata: {name: x}
+spec:
+  selector: {matchLabels: {app: x}}
+  endpoints: [{port: http, interval: 30s}]
+`,
+		"SecretProviderClass": `apiVersion: secrets-store.csi.x-k8s.io/v1
+kind: SecretProviderClass
+metadata: {name: x}
+spec:
+  provider: gke
+  parameters: {secrets: "- resourceName: projects/p/secrets/s/versions/latest\n  path: f\n"}
+`,
+	}
+	for name, doc := range goodCRDs {
+		if _, _, err := decodeStrict([]byte(doc)); err != nil {
+			t.Errorf("a valid %s is refused: %v", name, err)
+		}
+	}
 	cases := map[string]string{
 		"unknown field":   strings.Replace(good, "        image: x\n", "        image: x\n        imagePullPolcy: Always\n", 1),
 		"wrong case":      strings.Replace(good, "containerPort", "ContainerPort", 1),
@@ -1116,6 +662,10 @@ spec:
   - backendRefs:
     - {name: a, port: 80, wieght: 50}
 `,
+		"GCPBackendPolicy misspelled": strings.Replace(goodCRDs["GCPBackendPolicy"], "securityPolicy", "securityPolicyName", 1),
+		"GCPBackendPolicy wrong case": strings.Replace(goodCRDs["GCPBackendPolicy"], "timeoutSec", "timeoutsec", 1),
+		"PodMonitoring misspelled":    strings.Replace(goodCRDs["PodMonitoring"], "interval", "scrapeInterval", 1),
+		"SecretProviderClass extra":   strings.Replace(goodCRDs["SecretProviderClass"], "provider: gke", "provider: gke\n  secretValue: hunter2", 1),
 	}
 	for name, doc := range cases {
 		if _, _, err := decodeStrict([]byte(doc)); err == nil {
@@ -1126,40 +676,153 @@ spec:
 	}
 }
 
-// The invariant checks must fail on the mistakes they exist for.
+// The invariant checks must fail on the mistakes they exist for. They run on the
+// deployed shape with HTTPS, which has every kind of object.
 func TestInvariantsCatchBrokenManifests(t *testing.T) {
-	base := render(t, filepath.Join(repoRoot(t), "k8s"))
-	want := expectations{images: kustomizeImages(t, filepath.Join(repoRoot(t), "k8s", "kustomization.yaml"))}
+	root := repoRoot(t)
+	p := capacityProfiles(t)["medium"]
+	vals := overlayVars(true, p)
+	tmp := deployTree(t, renderTemplate(t, filepath.Join(root, "terraform", "templates", "k8s-overlay.yaml.tftpl"), vals))
+	base := render(t, filepath.Join(tmp, "out", "k8s"))
+	want := expectations{
+		images:   map[string]bool{vals["route_image_name"].AsString() + ":" + vals["route_image_tag"].AsString(): true, vals["mysql_image_name"].AsString() + ":8.4": true},
+		https:    true,
+		project:  vals["project_id"].AsString(),
+		maxConns: p.maxConnections,
+	}
 	var clean collector
 	checkInvariants(&clean, cloneManifests(t, base), want)
 	if len(clean.errs) > 0 {
 		t.Fatalf("the unbroken manifests fail: %v", clean.errs)
 	}
+	route := func(m *manifests, name string) *corev1.Container {
+		return &m.deployments[name].Spec.Template.Spec.Containers[0]
+	}
+	grant := func(m *manifests) *corev1.Container {
+		return &m.jobs["vmpulse-db-grant"].Spec.Template.Spec.Containers[0]
+	}
+	replaceInGrant := func(old, new string) func(m *manifests) {
+		return func(m *manifests) {
+			c := grant(m)
+			for i := range c.Command {
+				c.Command[i] = strings.Replace(c.Command[i], old, new, 1)
+			}
+		}
+	}
+	ingest := func(m *manifests) *gwv1.HTTPRoute { return m.routes["vmpulse-ingest"] }
 
 	breakages := map[string]func(m *manifests){
 		"weights 60/40": func(m *manifests) {
 			w := int32(60)
-			m.routes["vmpulse-ingest"].Spec.Rules[0].BackendRefs[0].Weight = &w
+			ingest(m).Spec.Rules[0].BackendRefs[0].Weight = &w
 		},
 		"service targetPort": func(m *manifests) { m.services["route1"].Spec.Ports[0].TargetPort = intstr.FromString("web") },
 		"selector mismatch": func(m *manifests) {
 			m.deployments["route2"].Spec.Selector.MatchLabels["app.kubernetes.io/instance"] = "routeX"
 		},
-		"no liveness probe": func(m *manifests) { m.deployments["route1"].Spec.Template.Spec.Containers[0].LivenessProbe = nil },
-		"no memory limit": func(m *manifests) {
-			delete(m.deployments["route1"].Spec.Template.Spec.Containers[0].Resources.Limits, corev1.ResourceMemory)
+		"no liveness probe": func(m *manifests) { route(m, "route1").LivenessProbe = nil },
+		"readiness not /healthz": func(m *manifests) {
+			route(m, "route1").ReadinessProbe.HTTPGet.Path = "/readyz"
 		},
-		"foreign image":   func(m *manifests) { m.deployments["route1"].Spec.Template.Spec.Containers[0].Image = "nginx:latest" },
+		"no memory limit": func(m *manifests) {
+			delete(route(m, "route1").Resources.Limits, corev1.ResourceMemory)
+		},
+		"foreign image":   func(m *manifests) { route(m, "route1").Image = "nginx:latest" },
 		"HPA target":      func(m *manifests) { m.hpas["route2"].Spec.ScaleTargetRef.Name = "route3" },
 		"other namespace": func(m *manifests) { m.namespaceOf["Service/route1"] = "default" },
 		"health path":     func(m *manifests) { p := "/"; m.healthChecks["route1"].Spec.Default.Config.HTTP.RequestPath = &p },
 		"password in env": func(m *manifests) { addEnv(m.deployments["route1"], "DB_PASSWORD", "x") },
+		"token in env":    func(m *manifests) { addEnv(m.deployments["route2"], "INGEST_TOKEN", "s3cr3t") },
 		"writable rootfs": func(m *manifests) {
 			f := false
-			m.deployments["route2"].Spec.Template.Spec.Containers[0].SecurityContext.ReadOnlyRootFilesystem = &f
+			route(m, "route2").SecurityContext.ReadOnlyRootFilesystem = &f
 		},
-		"parent gateway":   func(m *manifests) { m.routes["vmpulse-ingest"].Spec.ParentRefs[0].Name = "other" },
+		"parent gateway":   func(m *manifests) { ingest(m).Spec.ParentRefs[0].Name = "other" },
 		"PDB selects none": func(m *manifests) { m.pdbs["route1"].Spec.Selector.MatchLabels["app.kubernetes.io/name"] = "nothing" },
+		// issue 11: the edge
+		"no HTTPS listener": func(m *manifests) {
+			g := m.gateways["vmpulse"]
+			g.Spec.Listeners = g.Spec.Listeners[:1]
+		},
+		"ingest on http with HTTPS on": func(m *manifests) {
+			s := gwv1.SectionName("http")
+			ingest(m).Spec.ParentRefs[0].SectionName = &s
+		},
+		"no redirect": func(m *manifests) { delete(m.routes, "vmpulse-http-redirect") },
+		"prefix match": func(m *manifests) {
+			pt := gwv1.PathMatchPathPrefix
+			ingest(m).Spec.Rules[0].Matches[0].Path.Type = &pt
+		},
+		"metrics exposed": func(m *manifests) {
+			r := ingest(m)
+			extra := r.Spec.Rules[0].DeepCopy()
+			v := "/metrics"
+			extra.Matches[0].Path.Value = &v
+			r.Spec.Rules = append(r.Spec.Rules, *extra)
+		},
+		"no Cloud Armor on route2": func(m *manifests) { m.backends["route2"].Spec.Default.SecurityPolicy = nil },
+		"backend policy targets nothing": func(m *manifests) {
+			m.backends["route1"].Spec.TargetRef.Name = "route9"
+		},
+		"token not mounted": func(m *manifests) {
+			c := route(m, "route1")
+			c.VolumeMounts = c.VolumeMounts[:1]
+		},
+		"token from a Kubernetes Secret": func(m *manifests) {
+			ps := &m.deployments["route1"].Spec.Template.Spec
+			for i := range ps.Volumes {
+				if ps.Volumes[i].CSI != nil {
+					ps.Volumes[i].CSI = nil
+					ps.Volumes[i].Secret = &corev1.SecretVolumeSource{SecretName: "ingest-token"}
+				}
+			}
+		},
+		"token secret pinned": func(m *manifests) {
+			s := m.spcs["vmpulse-ingest-token"]
+			s.Spec.Parameters["secrets"] = strings.Replace(s.Spec.Parameters["secrets"], "versions/latest", "versions/1", 1)
+		},
+		"wrong secret mounted": func(m *manifests) {
+			s := m.spcs["vmpulse-ingest-token"]
+			s.Spec.Parameters["secrets"] = strings.Replace(s.Spec.Parameters["secrets"], "vmpulse-ingest-token", "vmpulse-db-admin-password", 1)
+		},
+		"secret synced to k8s": func(m *manifests) {
+			s := m.spcs["vmpulse-db-admin"]
+			s.Spec.SecretObjects = make([]struct {
+				SecretName  string            `json:"secretName,omitempty"`
+				Type        string            `json:"type,omitempty"`
+				Labels      map[string]string `json:"labels,omitempty"`
+				Annotations map[string]string `json:"annotations,omitempty"`
+				Data        []struct {
+					ObjectName string `json:"objectName,omitempty"`
+					Key        string `json:"key,omitempty"`
+					PlainValue string `json:"plainValue,omitempty"`
+				} `json:"data,omitempty"`
+			}, 1)
+		},
+		"GRANT ALL":         replaceInGrant("GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON", "GRANT ALL PRIVILEGES ON"),
+		"GRANT DROP":        replaceInGrant("ALTER, INDEX ON", "ALTER, INDEX, DROP ON"),
+		"GRANT on *.*":      replaceInGrant("ON \\`$DB_NAME\\`.* TO", "ON *.* TO"),
+		"no REVOKE":         replaceInGrant("REVOKE IF EXISTS ALL PRIVILEGES", "SELECT 1; --"),
+		"GRANT without TLS": replaceInGrant("--ssl-mode=REQUIRED", "--ssl-mode=PREFERRED"),
+		"Job without deadline": func(m *manifests) {
+			m.jobs["vmpulse-db-grant"].Spec.ActiveDeadlineSeconds = nil
+		},
+		"password in the Job's env": func(m *manifests) {
+			c := grant(m)
+			c.Env = append(c.Env, corev1.EnvVar{Name: "MYSQL_PWD", Value: "x"})
+		},
+		"GRANT account mapped to a GSA": func(m *manifests) {
+			m.accounts["vmpulse-db-grant"].Annotations = map[string]string{gsaAnnotation: "x@p.iam.gserviceaccount.com"}
+		},
+		"metrics not scraped": func(m *manifests) {
+			m.monitorings["vmpulse-route"].Spec.Endpoints[0].Port = intstr.FromString("metrics")
+		},
+		"series without route": func(m *manifests) { m.monitorings["vmpulse-route"].Spec.TargetLabels = nil },
+		"over the connection budget": func(m *manifests) {
+			m.hpas["route1"].Spec.MaxReplicas = 40
+			m.hpas["route2"].Spec.MaxReplicas = 40
+		},
+		"unequal connection budgets": func(m *manifests) { addEnv(m.deployments["route2"], "DB_CONNS", "64") },
 	}
 	for name, brk := range breakages {
 		m := cloneManifests(t, base)
@@ -1190,6 +853,7 @@ func cloneManifests(t *testing.T, m *manifests) *manifests {
 		{m.namespaces, &c.namespaces}, {m.accounts, &c.accounts}, {m.configMaps, &c.configMaps},
 		{m.services, &c.services}, {m.deployments, &c.deployments}, {m.hpas, &c.hpas}, {m.pdbs, &c.pdbs},
 		{m.gateways, &c.gateways}, {m.routes, &c.routes}, {m.healthChecks, &c.healthChecks},
+		{m.backends, &c.backends}, {m.jobs, &c.jobs}, {m.monitorings, &c.monitorings}, {m.spcs, &c.spcs},
 	} {
 		b, err := json.Marshal(pair.src)
 		if err != nil {

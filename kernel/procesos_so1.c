@@ -6,23 +6,30 @@
  *
  * What is counted: processes, i.e. thread-group leaders, as `ps -e` and the
  * numeric directories of /proc show them (user processes and kernel threads;
- * the threads of a multi-threaded process are not counted separately).  The
- * state of a process is the state of its leader, classified with
- * task_state_index() (the same function /proc/<pid>/stat uses, which also
- * folds in exit_state for zombies) and task_index_to_char():
+ * the threads of a multi-threaded process are not counted separately).
  *
- *   procesos_corriendo  R
+ * The state of a process is R when any of its threads is runnable: a busy
+ * multi-threaded program whose main thread waits (pthread_join, an event loop
+ * handing work to a pool) is running, not sleeping.  Otherwise it is the state
+ * of its leader.  Each state is classified with task_state_index() (the
+ * function /proc/<pid>/stat uses, which also folds in exit_state for zombies)
+ * and task_index_to_char():
+ *
+ *   procesos_corriendo  R (any thread)
  *   procesos_durmiendo  S + D + I  (interruptible, uninterruptible, idle kthreads)
  *   procesos_zombie     Z
  *   procesos_parados    T + t      (stopped, traced)
  *   procesos_otros      anything else (X dead, P parked, ...)
  *
  * so the five counts always add up to total_procesos.  The walk runs under
- * rcu_read_lock() and never sleeps; it is a consistent count of the tasks it
- * visits, not an atomic snapshot of a system that keeps forking.
+ * rcu_read_lock(), which for_each_process() and for_each_thread() require,
+ * and never sleeps; the threads of a process are walked only when its leader
+ * is not running.  It is a consistent count of the tasks it visits, not an
+ * atomic snapshot of a system that keeps forking.
  *
  * top_procesos lists the VMP_TOP user processes with the largest resident set
- * (file + anon + shmem pages, as get_mm_rss()).  task->mm is read under
+ * (file + anon + shmem pages, as get_mm_rss()), each with its process state
+ * as above.  task->mm is read under
  * task_lock(), which is what keeps the mm alive (exit_mm() clears task->mm
  * under the same lock before dropping its reference), so no mm reference is
  * taken and nothing can sleep: get_task_mm()/mmput() are not usable under RCU.
@@ -126,6 +133,24 @@ static void vmp_seq_json_string(struct seq_file *m, const char *s)
 	seq_putc(m, '"');
 }
 
+/*
+ * The state letter of process p: 'R' when any of its threads is runnable,
+ * otherwise its leader's.  Called under rcu_read_lock().
+ */
+static char vmp_proc_state(struct task_struct *p)
+{
+	char state = task_state_to_char(p);
+	struct task_struct *t;
+
+	if (state == 'R')
+		return state;
+	for_each_thread(p, t) {
+		if (t != p && task_state_to_char(t) == 'R')
+			return 'R';
+	}
+	return state;
+}
+
 static int vmp_proc_show(struct seq_file *m, void *v)
 {
 	struct vmp_proc_entry top[VMP_TOP];
@@ -135,7 +160,7 @@ static int vmp_proc_show(struct seq_file *m, void *v)
 
 	rcu_read_lock();
 	for_each_process(p) {
-		char state = task_state_to_char(p);
+		char state = vmp_proc_state(p);
 		struct mm_struct *mm;
 
 		vmp_proc_classify(&c, state);

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"net"
 	"net/http"
 	"os"
@@ -23,10 +24,12 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 
 	"github.com/vmpulse/vmpulse/loadtest/driver"
+	"github.com/vmpulse/vmpulse/loadtest/report"
 )
 
 type stack struct {
 	agentURL, splitURL, dsn string
+	tokenFile               string // the ingest token vmpulse-up created
 	db                      *sql.DB
 }
 
@@ -69,7 +72,8 @@ func startStack(t *testing.T) *stack {
 	for _, k := range []string{"split", "route1", "route2", "agent", "relay", "pubsub", "mysql"} {
 		addr[k] = freePort(t)
 	}
-	args := []string{"-feed=false", "-relay=false", "-agent-interval", "20ms", "-web-dir", ""}
+	tokenFile := filepath.Join(t.TempDir(), ".vmpulse", "ingest-token")
+	args := []string{"-feed=false", "-relay=false", "-agent-interval", "20ms", "-web-dir", "", "-token-file", tokenFile}
 	for _, k := range []string{"split", "route1", "route2", "agent", "relay", "pubsub", "mysql"} {
 		args = append(args, "-"+k+"-addr", addr[k])
 	}
@@ -97,9 +101,10 @@ func startStack(t *testing.T) *stack {
 		}
 	})
 	s := &stack{
-		agentURL: "http://" + addr["agent"],
-		splitURL: "http://" + addr["split"],
-		dsn:      "root@tcp(" + addr["mysql"] + ")/vmpulse?timeout=5s",
+		tokenFile: tokenFile,
+		agentURL:  "http://" + addr["agent"],
+		splitURL:  "http://" + addr["split"],
+		dsn:       "root@tcp(" + addr["mysql"] + ")/vmpulse?timeout=5s",
 	}
 	db, err := sql.Open("mysql", s.dsn)
 	if err != nil {
@@ -211,7 +216,7 @@ func TestE2ELocust(t *testing.T) {
 
 	logs, code := run(t, 2*time.Minute, nil, append(slices.Clone(argv),
 		"-f", "loadtest/locustfile_collect.py", "--headless", "--only-summary", "-H", s.agentURL,
-		"-u", "50", "-r", "25", "-t", "90s", "--records", "200", "--out", path,
+		"-u", "50", "-r", "25", "-t", "90s", "--records", "200", "--out", path, "--run-file", filepath.Join(dir, "run.json"),
 		"--csv", filepath.Join(dir, "collect"), "--html", filepath.Join(dir, "collect.html"))...)
 	if code != 0 {
 		t.Fatalf("collect: exit %d:\n%s", code, tail(logs, 40))
@@ -223,7 +228,7 @@ func TestE2ELocust(t *testing.T) {
 
 	logs, code = run(t, 2*time.Minute, nil, append(slices.Clone(argv),
 		"-f", "loadtest/locustfile_send.py", "--headless", "--only-summary", "-H", s.splitURL,
-		"-u", "50", "-r", "25", "--in", path,
+		"-u", "50", "-r", "25", "--in", path, "--token-file", s.tokenFile, "--run-file", filepath.Join(dir, "run.json"),
 		"--csv", filepath.Join(dir, "send"), "--html", filepath.Join(dir, "send.html"))...)
 	if code != 0 || !strings.Contains(logs, "200/200 records committed") {
 		t.Fatalf("send: exit %d:\n%s", code, tail(logs, 40))
@@ -235,6 +240,20 @@ func TestE2ELocust(t *testing.T) {
 	}
 	s.checkStored(t, path, ids)
 	splitCLI(t, s, path)
+
+	// The report of the Locust run: one VM, its 200 samples sent, split read back.
+	bin := goBinary(t, "loadtest/cmd/vmpulse-load")
+	html := filepath.Join(dir, "report.html")
+	logs, code = run(t, time.Minute, []string{"MYSQL_DSN=" + s.dsn}, bin, "report", "-run", filepath.Join(dir, "run.json"), "-out", html)
+	if code != 0 || !strings.Contains(logs, "split: route1 ") {
+		t.Fatalf("report: exit %d:\n%s", code, logs)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "report.json"))
+	var rep report.Report
+	if err := json.Unmarshal(b, &rep); err != nil || len(rep.VMs) != 1 || rep.VMs[0].Samples < 200 || rep.Split.Total != 200 ||
+		len(rep.Phases) != 2 || !strings.HasPrefix(rep.Phases[0].Tool, "locust") || len(rep.Race) != 2 || rep.Race[0].CommitP95MS <= 0 {
+		t.Errorf("report of the Locust run: %v\n%s", err, b)
+	}
 }
 
 func TestE2EGoDriver(t *testing.T) {
@@ -243,17 +262,22 @@ func TestE2EGoDriver(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "records.json")
 
 	logs, code := run(t, 2*time.Minute, nil, bin, "collect", "-agent", s.agentURL,
-		"-users", "50", "-spawn-rate", "25", "-records", "200", "-duration", "90s", "-out", path)
-	if code != 0 || !strings.Contains(logs, "200 unique records") {
+		"-users", "50", "-spawn-rate", "25", "-records", "200", "-duration", "90s", "-out", path, "-run", "")
+	if code != 0 || !strings.Contains(logs, "200 unique samples") {
 		t.Fatalf("collect: exit %d:\n%s", code, tail(logs, 40))
 	}
 	ids := readRecords(t, path)
 	if len(ids) != 200 {
 		t.Fatalf("collect: %d records, want exactly 200", len(ids))
 	}
-	// Flags fall back to the environment.
-	logs, code = run(t, 2*time.Minute, []string{"INGRESS_URL=" + s.splitURL, "SEND_USERS=50", "SEND_SPAWN_RATE=25", "IN=" + path},
-		bin, "send")
+	// Without the token the send stops before any request and says how to pass one.
+	logs, code = run(t, time.Minute, []string{"INGRESS_URL=" + s.splitURL, "IN=" + path}, bin, "send", "-run", "")
+	if code != 2 || !strings.Contains(logs, "INGEST_TOKEN=<token>") || strings.Contains(logs, "records committed") {
+		t.Fatalf("send without a token: exit %d:\n%s", code, tail(logs, 10))
+	}
+	// Flags fall back to the environment; the token comes from the file vmpulse-up wrote.
+	logs, code = run(t, 2*time.Minute, []string{"INGRESS_URL=" + s.splitURL, "SEND_USERS=50", "SEND_SPAWN_RATE=25", "IN=" + path,
+		"INGEST_TOKEN_FILE=" + s.tokenFile}, bin, "send", "-run", "")
 	if code != 0 || !strings.Contains(logs, "200/200 records committed") {
 		t.Fatalf("send: exit %d:\n%s", code, tail(logs, 40))
 	}

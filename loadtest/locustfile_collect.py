@@ -1,20 +1,26 @@
-"""vmpulse load generation, phase 1: collect records from the agent.
+"""vmpulse load generation, phase 1: collect samples from the agents.
 
-Simulated users poll the agent's GET /sample. The agent samples on a ticker and serves
+Simulated users poll each agent's GET /sample. An agent samples on a ticker and serves
 its latest snapshot, so a user polling faster than the sampling interval gets the same
 record again: records are de-duplicated by their "id" (records without one by their
-content). The run stops on its own once --records unique records are in (or at
---run-time) and writes them to --out atomically, as a JSON array with one record per line
-(the records file that locustfile_send.py and `vmpulse-load` read).
+content). Polling an agent stops once --records unique samples are in (or at its time
+limit); the records of all agents are written to --out atomically, as a JSON array
+with one record per line (the records file that locustfile_send.py and `vmpulse-load`
+read), and the phase is recorded in --run-file for `vmpulse-load report`.
 
 Defaults follow the assignment: 300 users, each waiting 1-2 s between requests, for
 3 minutes. The assignment adds "new users every second"; at 1 user/s the 300th user
 would start after 5 minutes, i.e. never in a 3-minute run, so the default spawn rate is
 5 users/s: all 300 run after 60 s and the last 2 minutes are at full load.
 
-The number of unique records is set by the agent, not by the users: one per sampling
-interval. ~2000 records in 3 minutes need the agent to sample every 90 ms or faster
-(vmpulse-up -agent-interval 90ms); at the default 1 s you get ~180.
+The number of unique samples is set by the agent, not by the users: one per sampling
+interval. ~2000 samples in 3 minutes need the agent to sample every 90 ms or faster
+(`make up` does). A phase that ends short of --records exits 1 and says what to change
+(the agent's interval, read from its /healthz or inferred from the samples' times).
+
+Several agents (--agents url1,url2 or AGENT_URLS) get the same load: -u, -r and
+-t are per agent. By default they are polled all at once (-u × agents users in all);
+with --sequential one after another, each with the same ramp-up.
 
     locust -f loadtest/locustfile_collect.py --headless -H http://127.0.0.1:8090 \\
         -u 300 -r 5 -t 3m --records 2000 --out out/records.json \\
@@ -22,16 +28,19 @@ interval. ~2000 records in 3 minutes need the agent to sample every 90 ms or fas
 
 Options (flag, environment variable, default):
     -H/--host        AGENT_URL (or LOCUST_HOST)     http://127.0.0.1:8090
-    -u/--users       COLLECT_USERS (or LOCUST_USERS) 300
-    -r/--spawn-rate  COLLECT_SPAWN_RATE (or LOCUST_SPAWN_RATE) 5
-    -t/--run-time    DURATION (or LOCUST_RUN_TIME)   3m
-    --records        RECORDS                         2000 (0: only the time limit)
+    --agents         AGENT_URLS                      (one agent: -H)
+    --sequential     SEQUENTIAL                      off: all agents at once
+    -u/--users       COLLECT_USERS (or LOCUST_USERS) 300 per agent
+    -r/--spawn-rate  COLLECT_SPAWN_RATE (or LOCUST_SPAWN_RATE) 5 per agent
+    -t/--run-time    DURATION (or LOCUST_RUN_TIME)   3m per agent
+    --records        RECORDS                         2000 per agent (0: only the time limit)
     --out            OUT                             out/records.json
+    --run-file       RUN_FILE                        out/run.json ("": none)
     --wait           COLLECT_WAIT                    1-2 (seconds; "1s-2s", "500ms-1s" work too)
     --request-timeout TIMEOUT                        10 (seconds)
 
 Run it as one Locust process (no --master/--worker): the set of records seen lives in it.
-Exit code: 0 when records were written, 1 when none were collected.
+Exit code: 0 when every agent gave --records unique samples, 1 otherwise.
 Standard library and Locust only (FastHttpUser, Locust's gevent HTTP client).
 """
 
@@ -44,10 +53,13 @@ import sys
 import time
 
 import gevent
+import locust
 from locust import FastHttpUser, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
 from recordsfile import encode_records, parse_wait, write_atomic
+from runfile import (Conductor, Recorder, infer_interval, phase_common, probe_agent, save_run,
+                     shortfall, ticker)
 
 
 log = logging.getLogger("vmpulse.collect")
@@ -82,19 +94,41 @@ def check_record(rec):
     return None
 
 
+def truthy(s):
+    return str(s or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class Agent:
+    """One agent's share of the phase."""
+
+    def __init__(self, url):
+        self.url = url.rstrip("/")
+        self.records = []
+        self.seen = set()
+        self.duplicates = 0
+        self.invalid = 0
+        self.rec = Recorder()
+        self.done = False  # target reached or time up
+        self.reached = False
+        self.vm = None
+        self.interval = 0.0
+        self.interval_from = ""
+
+
 class State:
     """What the run has gathered; one per process, shared by all users."""
 
     def __init__(self):
         self.target = 0
         self.out = ""
+        self.run_file = ""
         self.wait = (1.0, 2.0)
-        self.records = []
-        self.seen = set()
-        self.duplicates = 0
-        self.invalid = 0
-        self.started = None
-        self.completed = None  # when the target was reached
+        self.agents = []
+        self.users = 300
+        self.rate = 5.0
+        self.duration = 0
+        self.sequential = False
+        self.conductor = None
         self.stopping = False
 
 
@@ -105,9 +139,15 @@ STATE = State()
 def _add_options(parser):
     env = os.environ.get
     parser.add_argument("--records", type=int, env_var="RECORDS", default=2000,
-                        help="stop at this many unique records (0: only --run-time) [RECORDS]")
+                        help="stop polling an agent at this many unique samples (0: only --run-time) [RECORDS]")
     parser.add_argument("--out", env_var="OUT", default="out/records.json",
                         help="records file to write (JSON array) [OUT]")
+    parser.add_argument("--agents", env_var="AGENT_URLS", default="",
+                        help="several agents, comma-separated (instead of -H): each gets -u users [AGENT_URLS]")
+    parser.add_argument("--sequential", action="store_true", default=truthy(env("SEQUENTIAL")),
+                        help="with several agents: one after another, each with the same ramp-up [SEQUENTIAL]")
+    parser.add_argument("--run-file", env_var="RUN_FILE", default="out/run.json",
+                        help="run file the phase is recorded in, for `vmpulse-load report` (empty: none) [RUN_FILE]")
     parser.add_argument("--wait", env_var="COLLECT_WAIT", default="1-2",
                         help="each user waits a random time in this range after each request, "
                              "seconds or durations: 1-2, 1s-2s [COLLECT_WAIT]")
@@ -134,17 +174,53 @@ def _init(environment, **_kw):
         sys.exit(f"--wait: {e}")
     STATE.target = max(opts.records, 0)
     STATE.out = opts.out
+    STATE.run_file = opts.run_file
+    urls = [u.strip() for u in (opts.agents or "").split(",") if u.strip()]
+    if not urls:
+        urls = [environment.host or AgentUser.host]
+    STATE.agents = [Agent(u) for u in urls]
+    STATE.users, STATE.rate = opts.num_users, opts.spawn_rate
+    STATE.sequential = opts.sequential and len(urls) > 1
+    # The time limit is per agent, kept by the conductor rather than by Locust.
+    STATE.duration = opts.run_time or 0
+    opts.run_time = None
+    if not STATE.sequential and len(urls) > 1:
+        opts.num_users = STATE.users * len(urls)
+        opts.spawn_rate = STATE.rate * len(urls)
     AgentUser.network_timeout = opts.request_timeout
     AgentUser.connection_timeout = min(opts.request_timeout, 5.0)
-    log.info("collect: %s/sample, %s unique records or %s, wait %g-%g s -> %s",
-             (environment.host or AgentUser.host).rstrip("/"), STATE.target or "unlimited",
-             f"{opts.run_time}s" if opts.run_time else "no time limit", STATE.wait[0], STATE.wait[1], STATE.out)
+    for a in STATE.agents:
+        a.vm, a.interval = probe_agent(a.url)
+        if a.interval:
+            a.interval_from = "its /healthz"
+            msg = f"collect: agent {a.url} (vm {a.vm or 'unknown'}) samples every {a.interval * 1000:g}ms (its /healthz)"
+            if STATE.duration and STATE.target and STATE.duration / a.interval < STATE.target:
+                msg += (f": at most {int(STATE.duration / a.interval)} unique samples in {STATE.duration}s, "
+                        f"short of {STATE.target}")
+            log.info("%s", msg)
+    STATE.conductor = Conductor(environment, len(urls), STATE.users, STATE.rate, STATE.duration, STATE.sequential,
+                                done=lambda i: STATE.agents[i].done, begin=_begin, end=_end)
+    log.info("collect: %d agent(s) %s, each %d users at %g/s, %s unique samples or %s, wait %g-%g s -> %s",
+             len(urls), "one after another" if STATE.sequential else "at once", STATE.users, STATE.rate,
+             STATE.target or "unlimited", f"{STATE.duration}s" if STATE.duration else "no time limit",
+             STATE.wait[0], STATE.wait[1], STATE.out)
+
+
+def _begin(i):
+    STATE.agents[i].rec.begin()
+
+
+def _end(i):
+    a = STATE.agents[i]
+    a.done = True
+    a.rec.finish()
 
 
 @events.test_start.add_listener
 def _test_start(environment, **_kw):
-    if STATE.started is None:
-        STATE.started = time.monotonic()
+    if STATE.conductor and STATE.conductor.greenlet is None:
+        STATE.conductor.start()
+        gevent.spawn(ticker, [a.rec for a in STATE.agents], lambda: STATE.stopping)
         gevent.spawn(_progress, environment)
 
 
@@ -153,66 +229,85 @@ def _progress(environment):
         gevent.sleep(2)
         runner = environment.runner
         total = runner.stats.total if runner else None
-        log.info("collect: %d/%s unique records, %d duplicates, %d users, %d requests (%.1f req/s), %d failures",
-                 len(STATE.records), STATE.target or "-", STATE.duplicates,
+        parts = [f"{a.url}: {len(a.records)}/{STATE.target or '-'}" for a in STATE.agents if a.rec.start is not None]
+        log.info("collect: %s unique samples, %d duplicates, %d users, %d requests (%.1f req/s), %d failures",
+                 ", ".join(parts), sum(a.duplicates for a in STATE.agents),
                  runner.user_count if runner else 0, total.num_requests if total else 0,
                  total.current_rps if total else 0.0, total.num_failures if total else 0)
 
 
-def _finish(environment):
-    """Stop the run: called once, from a greenlet of its own, when the target is reached."""
-    log.info("collect: %d unique records: stopping", len(STATE.records))
-    environment.runner.quit()
-
-
 class AgentUser(FastHttpUser):
-    """A user that keeps asking the agent for its latest sample."""
+    """A user that keeps asking one agent for its latest sample."""
 
     host = os.environ.get("AGENT_URL") or "http://127.0.0.1:8090"
 
     def wait_time(self):
         return random.uniform(*STATE.wait)
 
+    def on_start(self):
+        self.agent = STATE.agents[STATE.conductor.bind()] if STATE.conductor else None
+        if self.agent:
+            self.agent.rec.users += 1
+
+    def on_stop(self):
+        if getattr(self, "agent", None):
+            self.agent.rec.users -= 1
+
     @task
     def sample(self):
-        if STATE.stopping:
+        a = self.agent
+        if a is None or a.done or a.rec.start is None:
             return
-        with self.client.get("/sample", name="GET /sample", catch_response=True,
+        name = "GET /sample" if len(STATE.agents) == 1 else f"GET {a.url}/sample"
+        t0 = time.monotonic()
+        with self.client.get(a.url + "/sample", name=name, catch_response=True,
                              headers={"Accept": "application/json"}) as resp:
+            ms = (time.monotonic() - t0) * 1000
+            if a.done:  # the phase ended under this request: not the agent's failure
+                resp.success()
+                return
             if resp.status_code != 200:
                 if resp.status_code == 0:
                     resp.failure(f"connection error: {getattr(resp, 'error', None)!r}")
                 else:
                     resp.failure(f"HTTP {resp.status_code}: {_first_line(resp)}")
+                a.rec.observe(ms, True)
                 return
             try:
                 body = json.loads(resp.content)
             except (TypeError, ValueError) as e:
                 resp.failure(f"not JSON: {e}")
+                a.rec.observe(ms, True)
                 return
             recs = body if isinstance(body, list) else [body]
             for rec in recs:
                 problem = check_record(rec)
                 if problem:
-                    STATE.invalid += 1
+                    a.invalid += 1
                     resp.failure(f"invalid record: {problem}")
+                    a.rec.observe(ms, True)
                     return
+            a.rec.observe(ms, False)
             for rec in recs:
-                self._keep(rec)
+                _keep(a, rec)
 
-    def _keep(self, rec):
-        if STATE.target and len(STATE.records) >= STATE.target:
-            return
-        key = record_key(rec)
-        if key in STATE.seen:
-            STATE.duplicates += 1
-            return
-        STATE.seen.add(key)
-        STATE.records.append(rec)
-        if STATE.target and len(STATE.records) >= STATE.target and not STATE.stopping:
-            STATE.stopping = True
-            STATE.completed = time.monotonic()
-            gevent.spawn(_finish, self.environment)
+
+def _keep(a, rec):
+    if STATE.target and len(a.records) >= STATE.target:
+        return
+    key = record_key(rec)
+    if key in a.seen:
+        a.duplicates += 1
+        return
+    a.seen.add(key)
+    a.records.append(rec)
+    if a.vm is None and isinstance(rec.get("vm"), str):
+        a.vm = rec["vm"]
+    if STATE.target and len(a.records) >= STATE.target:
+        a.reached = True
+        a.done = True
+        a.rec.finish()
+        log.info("collect: %s: %d unique samples", a.url, len(a.records))
 
 
 def _first_line(resp):
@@ -226,24 +321,60 @@ def _first_line(resp):
 @events.quitting.add_listener
 def _quitting(environment, **_kw):
     STATE.stopping = True
-    n = len(STATE.records)
-    elapsed = ((STATE.completed or time.monotonic()) - STATE.started) if STATE.started else 0.0
-    total = environment.runner.stats.total if environment.runner else None
-    requests = total.num_requests if total else 0
-    failures = total.num_failures if total else 0
-    received = n + STATE.duplicates
-    ratio = n / received if received else 0.0
-    if n:
+    interrupted = not (STATE.conductor and STATE.conductor.finished)
+    records = [r for a in STATE.agents for r in a.records]
+    code = 0
+    if records:
         try:
-            write_atomic(STATE.out, encode_records(STATE.records))
+            write_atomic(STATE.out, encode_records(records))
         except OSError as e:
             log.error("collect: writing %s: %s", STATE.out, e)
             environment.process_exit_code = 1
             return
-    how = "target reached" if STATE.completed else "time limit or interrupted"
-    log.info("collect: %d unique records in %.1fs (%s): %.1f records/s; %d requests (%.1f req/s), "
-             "%d failed; %d duplicates; unique ratio %.3f%s",
-             n, elapsed, how, n / elapsed if elapsed else 0.0, requests,
-             requests / elapsed if elapsed else 0.0, failures, STATE.duplicates, ratio,
-             f"; written to {STATE.out}" if n else "; nothing written")
-    environment.process_exit_code = 0 if n else 1
+    tool = f"locust {locust.__version__}"
+    phases, shorts = [], []
+    for a in STATE.agents:
+        if a.rec.start is None:
+            shorts.append(f"{a.url}: not polled (interrupted before its turn)")
+            continue
+        a.rec.finish()
+        n, el = len(a.records), a.rec.elapsed()
+        received = n + a.duplicates
+        lat = a.rec.total.summary()
+        how = "target reached" if a.reached else "time limit or interrupted"
+        log.info("collect: %s: %d unique samples (vm %s) in %.1fs (%s): %.1f samples/s; %d requests (%.1f req/s), "
+                 "%d failed; %d duplicates; unique ratio %.3f; latency p50 %.1f ms, p95 %.1f ms",
+                 a.url, n, a.vm or "unknown", el, how, n / el if el else 0.0, a.rec.requests,
+                 a.rec.requests / el if el else 0.0, a.rec.failures, a.duplicates, n / received if received else 0.0,
+                 lat["p50_ms"], lat["p95_ms"])
+        interval, source = a.interval, a.interval_from
+        if not interval:
+            interval, source = infer_interval(a.records), "inferred from the samples' times"
+        p = phase_common(a.rec, "collect", tool, a.url, a.vm or "", STATE.users, STATE.rate,
+                         f"{STATE.wait[0]:g}s-{STATE.wait[1]:g}s", "sequential" if STATE.sequential else "parallel",
+                         STATE.out)
+        p.update(goal=STATE.target, duration=f"{STATE.duration}s" if STATE.duration else "0s", unique=n,
+                 duplicates=a.duplicates, outcome="ok")
+        if interval:
+            p.update(agent_interval=f"{interval * 1000:g}ms",
+                     agent_interval_from="healthz" if source == "its /healthz" else "samples")
+        msg = shortfall(n, STATE.target, STATE.duration or el, el, a.rec.requests, a.rec.failures, interval, source,
+                        a.url, interrupted and not a.reached)
+        if not msg and n == 0:
+            msg = f"{a.url}: no samples collected"
+        if msg:
+            p.update(outcome="short", message=msg)
+            shorts.append(msg)
+        phases.append(p)
+    log.info("collect: %d samples %s", len(records), f"written to {STATE.out}" if records else "collected; nothing written")
+    if STATE.run_file and phases:
+        try:
+            save_run(STATE.run_file, phases)
+            log.info("collect: run recorded in %s (a new run; `vmpulse-load report` turns it into a report)", STATE.run_file)
+        except OSError as e:
+            log.error("collect: writing %s: %s", STATE.run_file, e)
+            code = 1
+    for s in shorts:
+        log.error("SHORT: %s", s)
+        code = 1
+    environment.process_exit_code = code

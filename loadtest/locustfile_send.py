@@ -1,12 +1,15 @@
 """vmpulse load generation, phase 2: send the collected records to the ingress.
 
-Simulated users take records from one shared queue, so that each record is sent by one
-user at a time and committed exactly once, and POST each to the traffic split's
-/ingest (Content-Type: application/json, one record per request). The ingress answers
-201 only after the row is committed and is idempotent on the record id, so resending
-after a failure is safe:
+Simulated users take records from one shared queue per VM, so that each record is sent
+by one user at a time and committed exactly once, and POST each to the traffic split's
+/ingest (Content-Type: application/json, Authorization: Bearer <token>, one record per
+request). The ingress answers 201 only after the row is committed and is idempotent on
+the record id, so resending after a failure is safe:
 
-  * 2xx: committed.
+  * 2xx: committed. The body names the route that stored it and its commit time
+    (route, commit_ms): both are aggregated per route for the report.
+  * 401/403: the token was refused; the phase stops at once (every record would get
+    the same answer).
   * 5xx, 408, 429, connection errors, timeouts: a failure, counted (it shows in Locust's
     statistics), and the record goes back to the queue to be retried after an
     exponential backoff (0.5 s doubling up to 15 s, with jitter; Retry-After honoured),
@@ -14,28 +17,46 @@ after a failure is safe:
   * other 4xx: the ingress rejects the record (the message names the field); counted
     as rejected and logged, not retried.
 
-The run ends by itself when the queue is empty and nothing is in flight. Records never
-acknowledged (given up, or left when --run-time or Ctrl-C stops the run) are written to
-<in>.unsent.json, which can be sent again with --in; nothing is dropped silently.
+The ingest token comes from INGEST_TOKEN (the token itself) or --token-file /
+INGEST_TOKEN_FILE (a file whose first non-empty line is the token; `make up` writes
+.vmpulse/ingest-token); --no-token sends without one to an ingress that runs without
+auth. Without any of them the run stops at once and says so.
+
+Records files of other implementations are read as they are (recordsfile.py): a JSON
+array, JSON Lines, one record, or an object holding the array under "metrics",
+"records", "data", "samples", "items", ...; RAM figures in KiB or bytes are found per
+file (or given with --ram-unit) and sent in MiB. What was found is logged.
+
+The records of each VM (their "vm") get the same load: -u and -r are per VM, all VMs at
+once by default, one after another (each with the same ramp-up) with --sequential. The
+run ends by itself when every record is answered. Records never acknowledged (given
+up, or left when --run-time or Ctrl-C stops the run) are written to <in>.unsent.json,
+which can be sent again with --in; nothing is dropped silently. The phase is recorded in
+--run-file, with the collect phase that wrote --in when there is one.
 
 Defaults follow the assignment: 150 users, each waiting 1-4 s between requests, 5 new
 users per second (the assignment's "every second"; all 150 run after 30 s).
 
-    locust -f loadtest/locustfile_send.py --headless -H http://127.0.0.1:8000 \\
+    INGEST_TOKEN=... locust -f loadtest/locustfile_send.py --headless -H http://127.0.0.1:8000 \\
         -u 150 -r 5 --in out/records.json \\
         --csv out/records-send --html out/records-send.html
 
 Options (flag, environment variable, default):
     -H/--host         INGRESS_URL (or LOCUST_HOST)   http://127.0.0.1:8000
-    -u/--users        SEND_USERS (or LOCUST_USERS)   150
-    -r/--spawn-rate   SEND_SPAWN_RATE (or LOCUST_SPAWN_RATE) 5
-    -t/--run-time     LOCUST_RUN_TIME                none: until every record is sent
+    -u/--users        SEND_USERS (or LOCUST_USERS)   150 per VM
+    -r/--spawn-rate   SEND_SPAWN_RATE (or LOCUST_SPAWN_RATE) 5 per VM
+    -t/--run-time     LOCUST_RUN_TIME                none: until every record is sent (per VM)
     --in              IN                             out/records.json
+    --ram-unit        RAM_UNIT                       auto (mib, kib, bytes)
+    --token-file      INGEST_TOKEN_FILE              (INGEST_TOKEN gives the token itself)
+    --no-token                                       off
+    --sequential      SEQUENTIAL                     off: all VMs at once
+    --run-file        RUN_FILE                       out/run.json ("": none)
     --wait            SEND_WAIT                      1-4 (seconds; "1s-4s" works too)
     --max-attempts    MAX_ATTEMPTS                   10
     --request-timeout TIMEOUT                        30 (seconds)
 
-Run it as one Locust process (no --master/--worker): the queue lives in it.
+Run it as one Locust process (no --master/--worker): the queues live in it.
 Exit code: 0 when every record was committed, 1 otherwise.
 Standard library and Locust only. The users are HttpUser (requests), not FastHttpUser:
 geventhttpclient silently resends a request when the server closes the connection
@@ -54,10 +75,12 @@ import sys
 import time
 
 import gevent
+import locust
 from locust import HttpUser, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
-from recordsfile import encode_records, parse_wait, write_atomic
+from recordsfile import RecordsFileError, encode_records, parse_wait, read_records_file, write_atomic
+from runfile import Conductor, Recorder, load_token, percentile, phase_common, save_run, ticker
 
 
 log = logging.getLogger("vmpulse.send")
@@ -83,12 +106,14 @@ class Job:
 
 
 class Queue:
-    """Every record is pending, waiting for a retry, in flight with one user, or done.
-    gevent switches only at I/O, so plain Python structures are safe here."""
+    """One VM's records. Every record is pending, waiting for a retry, in flight with
+    one user, or done. gevent switches only at I/O, so plain Python structures are
+    safe here."""
 
-    def __init__(self, records):
-        self.total = len(records)
-        self.pending = collections.deque(Job(i, r) for i, r in enumerate(records))
+    def __init__(self, vm, jobs):
+        self.vm = vm
+        self.total = len(jobs)
+        self.pending = collections.deque(jobs)
         self.retries = []  # heap of (due, seq, job)
         self.seq = itertools.count()
         self.in_flight = {}
@@ -97,10 +122,10 @@ class Queue:
         self.gave_up = []   # (job, status, message)
         self.failures = 0   # retryable failed attempts
         self.resends = 0
-        self.logged = 0
+        self.routes = {}    # route -> [records, [commit_ms]]
         self.finished = False
-        self.started = None
-        self.ended = None
+        self.sent = []      # committed jobs
+        self.rec = Recorder()
 
     def take(self):
         now = time.monotonic()
@@ -131,6 +156,27 @@ class Queue:
                [j for _, _, j in self.retries] + list(self.in_flight.values())
         return sorted(jobs, key=lambda j: j.index)
 
+    def hora_span(self):
+        hs = []
+        for j in itertools.chain(self.pending, (j for _, _, j in self.retries), self.in_flight.values(),
+                                 (j for j, _, _ in self.gave_up), (j for j, _, _ in self.rejected), self.sent):
+            h = j.record.get("hora") if isinstance(j.record, dict) else None
+            if isinstance(h, str):
+                hs.append(h[:19].replace("T", " "))
+        return (min(hs), max(hs)) if hs else ("", "")
+
+
+class State:
+    def __init__(self):
+        self.queues = []
+        self.total = 0
+        self.logged = 0
+        self.unauthorized = None
+        self.conductor = None
+        self.started = None
+        self.stopping = False
+        self.file = None
+
     def note(self, line):
         if self.logged < MAX_LOGGED:
             self.logged += 1
@@ -139,15 +185,31 @@ class Queue:
                 log.warning("send: further failures and rejections are only counted")
 
 
-QUEUE = Queue([])
-OPTS = {"wait": (1.0, 4.0), "max_attempts": 10, "in": "out/records.json", "timeout": (5.0, 30.0)}
+STATE = State()
+OPTS = {"wait": (1.0, 4.0), "max_attempts": 10, "in": "out/records.json", "timeout": (5.0, 30.0),
+        "token": "", "users": 150, "rate": 5.0, "sequential": False, "run_file": "out/run.json", "duration": 0}
+
+
+def truthy(s):
+    return str(s or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 @events.init_command_line_parser.add_listener
 def _add_options(parser):
     env = os.environ.get
     parser.add_argument("--in", dest="in_file", env_var="IN", default="out/records.json",
-                        help="records file to send (JSON array of records) [IN]")
+                        help="records file to send (a JSON array, JSON Lines, or an object holding the records) [IN]")
+    parser.add_argument("--ram-unit", env_var="RAM_UNIT", default="auto",
+                        help="unit of the file's RAM figures: auto (found from the file, and logged), mib, kib or bytes [RAM_UNIT]")
+    parser.add_argument("--token-file", env_var="INGEST_TOKEN_FILE", default="",
+                        help="file whose first non-empty line is the ingest token (`make up` writes "
+                             ".vmpulse/ingest-token); INGEST_TOKEN=<token> gives the token itself and wins [INGEST_TOKEN_FILE]")
+    parser.add_argument("--no-token", action="store_true", default=False,
+                        help="send without a token, to an ingress that runs without auth")
+    parser.add_argument("--sequential", action="store_true", default=truthy(env("SEQUENTIAL")),
+                        help="with several VMs: one after another, each with the same ramp-up [SEQUENTIAL]")
+    parser.add_argument("--run-file", env_var="RUN_FILE", default="out/run.json",
+                        help="run file the phase is recorded in, for `vmpulse-load report` (empty: none) [RUN_FILE]")
     parser.add_argument("--wait", env_var="SEND_WAIT", default="1-4",
                         help="each user waits a random time in this range after each request, "
                              "seconds or durations: 1-4, 1s-4s [SEND_WAIT]")
@@ -163,7 +225,6 @@ def _add_options(parser):
 
 @events.init.add_listener
 def _init(environment, **_kw):
-    global QUEUE
     if isinstance(environment.runner, (MasterRunner, WorkerRunner)):
         sys.exit("locustfile_send.py keeps its queue in one process: run it without --master/--worker")
     opts = environment.parsed_options
@@ -176,44 +237,77 @@ def _init(environment, **_kw):
     OPTS["max_attempts"] = max(opts.max_attempts, 1)
     OPTS["in"] = opts.in_file
     OPTS["timeout"] = (min(opts.request_timeout, 5.0), opts.request_timeout)
+    OPTS["run_file"] = opts.run_file
+    if not opts.no_token:
+        try:
+            OPTS["token"] = load_token(os.environ.get("INGEST_TOKEN", ""), opts.token_file)
+        except ValueError as e:
+            sys.exit(f"send: {e}")
     try:
-        with open(opts.in_file, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError) as e:
+        rf = read_records_file(opts.in_file, opts.ram_unit)
+    except (OSError, RecordsFileError) as e:
         sys.exit(f"--in {opts.in_file}: {e}")
-    records = data if isinstance(data, list) else [data]
-    QUEUE = Queue(records)
-    log.info("send: %d records from %s -> %s/ingest, wait %g-%g s, at most %d attempts each",
-             QUEUE.total, opts.in_file, (environment.host or IngressUser.host).rstrip("/"),
-             OPTS["wait"][0], OPTS["wait"][1], OPTS["max_attempts"])
+    STATE.file = rf
+    log.info("send: %s: %s", opts.in_file, rf.describe())
+    groups = {}
+    for i, r in enumerate(rf.records):
+        vm = r.get("vm") if isinstance(r, dict) and isinstance(r.get("vm"), str) and r.get("vm") else "unknown"
+        groups.setdefault(vm, []).append(Job(i, r))
+    STATE.queues = [Queue(vm, jobs) for vm, jobs in groups.items()]
+    STATE.total = len(rf.records)
+    OPTS["users"], OPTS["rate"] = opts.num_users, opts.spawn_rate
+    OPTS["sequential"] = opts.sequential and len(STATE.queues) > 1
+    OPTS["duration"] = opts.run_time or 0
+    opts.run_time = None  # per VM, kept by the conductor
+    if not OPTS["sequential"] and len(STATE.queues) > 1:
+        opts.num_users = OPTS["users"] * len(STATE.queues)
+        opts.spawn_rate = OPTS["rate"] * len(STATE.queues)
+    STATE.conductor = Conductor(environment, max(len(STATE.queues), 1), OPTS["users"], OPTS["rate"], OPTS["duration"],
+                                OPTS["sequential"], done=_group_done, begin=lambda i: _group(i) and _group(i).rec.begin(),
+                                end=_group_end)
+    log.info("send: VMs %s %s -> %s/ingest %s, each %d users at %g/s, wait %g-%g s, at most %d attempts per record",
+             ", ".join(f"{q.vm} ({q.total})" for q in STATE.queues),
+             "one after another" if OPTS["sequential"] else "at once",
+             (environment.host or IngressUser.host).rstrip("/"),
+             "with the ingest token" if OPTS["token"] else "without a token (--no-token)",
+             OPTS["users"], OPTS["rate"], OPTS["wait"][0], OPTS["wait"][1], OPTS["max_attempts"])
+
+
+def _group(i):
+    return STATE.queues[i] if i < len(STATE.queues) else None
+
+
+def _group_done(i):
+    q = _group(i)
+    return q is None or q.idle() or STATE.unauthorized is not None
+
+
+def _group_end(i):
+    q = _group(i)
+    if q:
+        q.finished = True
+        q.rec.finish()
 
 
 @events.test_start.add_listener
 def _test_start(environment, **_kw):
-    if QUEUE.started is None:
-        QUEUE.started = time.monotonic()
+    if STATE.started is None:
+        STATE.started = time.monotonic()
+        STATE.conductor.start()
+        gevent.spawn(ticker, [q.rec for q in STATE.queues], lambda: STATE.stopping)
         gevent.spawn(_progress, environment)
-        _maybe_finish(environment)  # an empty file
 
 
 def _progress(environment):
-    while not QUEUE.finished:
+    while not STATE.stopping:
         gevent.sleep(2)
         runner = environment.runner
         total = runner.stats.total if runner else None
-        log.info("send: %d/%d committed, %d in flight, %d waiting to retry, %d failed attempts, "
-                 "%d rejected, %d gave up, %d users, %.1f req/s",
-                 QUEUE.committed, QUEUE.total, len(QUEUE.in_flight), len(QUEUE.retries),
-                 QUEUE.failures, len(QUEUE.rejected), len(QUEUE.gave_up),
+        log.info("send: %s; %d users, %.1f req/s",
+                 "; ".join(f"{q.vm}: {q.committed}/{q.total} committed, {len(q.in_flight)} in flight, "
+                           f"{len(q.retries)} to retry, {len(q.rejected)} rejected, {len(q.gave_up)} gave up"
+                           for q in STATE.queues if q.rec.start is not None),
                  runner.user_count if runner else 0, total.current_rps if total else 0.0)
-
-
-def _maybe_finish(environment):
-    if QUEUE.idle() and not QUEUE.finished:
-        QUEUE.finished = True
-        QUEUE.ended = time.monotonic()
-        log.info("send: every record answered: stopping")
-        gevent.spawn(environment.runner.quit)
 
 
 def _backoff(attempt, retry_after):
@@ -230,102 +324,175 @@ def _message(resp):
 
 
 class IngressUser(HttpUser):
-    """A user that sends the next record of the shared queue."""
+    """A user that sends the next record of its VM's queue."""
 
     host = os.environ.get("INGRESS_URL") or "http://127.0.0.1:8000"
 
     def wait_time(self):
         return random.uniform(*OPTS["wait"])
 
+    def on_start(self):
+        self.queue = _group(STATE.conductor.bind()) if STATE.conductor else None
+        if self.queue:
+            self.queue.rec.users += 1
+
+    def on_stop(self):
+        if getattr(self, "queue", None):
+            self.queue.rec.users -= 1
+
     @task
     def send_one(self):
-        job = QUEUE.take()
+        q = self.queue
+        if q is None or q.finished or q.rec.start is None or STATE.unauthorized:
+            return
+        job = q.take()
         if job is None:  # nothing ready: others are in flight or retries are due later
-            _maybe_finish(self.environment)
             return
         name = "POST /ingest" if job.attempt == 1 else "POST /ingest (retry)"
+        headers = {"Content-Type": "application/json"}
+        if OPTS["token"]:
+            headers["Authorization"] = "Bearer " + OPTS["token"]
         # If the run is stopped during the request, the job stays in flight and is
         # reported unsent.
+        t0 = time.monotonic()
         try:
             with self.client.post("/ingest", data=job.body, name=name, catch_response=True,
-                                  timeout=OPTS["timeout"],
-                                  headers={"Content-Type": "application/json"}) as resp:
-                self._handle(job, resp)
+                                  timeout=OPTS["timeout"], headers=headers) as resp:
+                _handle(q, job, resp, (time.monotonic() - t0) * 1000)
         except gevent.GreenletExit:
             raise
         except Exception as e:  # a bug or a client error: never strand the record
-            if id(job) in QUEUE.in_flight:
-                _failed(job, 0, f"client error: {e!r}", 0.0)
+            if id(job) in q.in_flight:
+                _failed(q, job, 0, f"client error: {e!r}", 0.0)
             raise
-        finally:
-            _maybe_finish(self.environment)
 
-    def _handle(self, job, resp):
-        status = resp.status_code
-        if 200 <= status < 300:
-            resp.success()
-            QUEUE.done(job)
-            QUEUE.committed += 1
-            return
-        if 400 <= status < 500 and status not in (408, 429):
-            msg = _message(resp) or f"HTTP {status}"
-            resp.failure(f"rejected: HTTP {status}: {msg}")
-            QUEUE.done(job)
-            QUEUE.rejected.append((job, status, msg))
-            QUEUE.note(f"send: rejected {job}: HTTP {status}: {msg}")
-            return
-        if status == 0:
-            msg = f"connection error: {getattr(resp, 'error', None)}"
-        else:
-            msg = f"HTTP {status}: {_message(resp)}"
-        resp.failure(msg)
-        retry_after = 0.0
+
+def _handle(q, job, resp, ms):
+    status = resp.status_code
+    if status in (401, 403):
+        resp.failure(f"HTTP {status}: token refused")
+        q.done(job)
+        q.pending.appendleft(job)  # never answered: unsent
+        job.attempt -= 1
+        if STATE.unauthorized is None:
+            STATE.unauthorized = f"HTTP {status}: {_message(resp) or 'token refused'}"
+            log.error("send: the ingress refused the token (%s): stopping", STATE.unauthorized)
+        return
+    q.rec.observe(ms, not 200 <= status < 300)
+    if 200 <= status < 300:
+        resp.success()
+        q.done(job)
+        q.committed += 1
+        q.sent.append(job)
         try:
-            retry_after = min(float(resp.headers.get("Retry-After") or 0), 60.0) if resp.headers else 0.0
-        except (TypeError, ValueError):
-            pass
-        _failed(job, status, msg, retry_after)
+            body = json.loads(resp.content or b"{}")
+        except ValueError:
+            body = {}
+        route = body.get("route") if isinstance(body, dict) and body.get("route") else "unknown"
+        r = q.routes.setdefault(route, [0, []])
+        r[0] += int(body.get("stored") or 1) if isinstance(body, dict) else 1
+        cm = body.get("commit_ms") if isinstance(body, dict) else None
+        if isinstance(cm, (int, float)) and not isinstance(cm, bool):
+            r[1].append(float(cm))
+        return
+    if 400 <= status < 500 and status not in (408, 429):
+        msg = _message(resp) or f"HTTP {status}"
+        resp.failure(f"rejected: HTTP {status}: {msg}")
+        q.done(job)
+        q.rejected.append((job, status, msg))
+        STATE.note(f"send: rejected {job}: HTTP {status}: {msg}")
+        return
+    if status == 0:
+        msg = f"connection error: {getattr(resp, 'error', None)}"
+    else:
+        msg = f"HTTP {status}: {_message(resp)}"
+    resp.failure(msg)
+    retry_after = 0.0
+    try:
+        retry_after = min(float(resp.headers.get("Retry-After") or 0), 60.0) if resp.headers else 0.0
+    except (TypeError, ValueError):
+        pass
+    _failed(q, job, status, msg, retry_after)
 
 
-def _failed(job, status, msg, retry_after):
+def _failed(q, job, status, msg, retry_after):
     """A retryable failure: back to the queue after a backoff, or given up."""
-    QUEUE.failures += 1
+    q.failures += 1
     if job.attempt >= OPTS["max_attempts"]:
-        QUEUE.done(job)
-        QUEUE.gave_up.append((job, status, msg))
-        QUEUE.note(f"send: gave up on {job} after {job.attempt} attempts: {msg}")
+        q.done(job)
+        q.gave_up.append((job, status, msg))
+        STATE.note(f"send: gave up on {job} after {job.attempt} attempts: {msg}")
         return
     delay = _backoff(job.attempt, retry_after)
-    QUEUE.note(f"send: attempt {job.attempt} of {job} failed ({msg}); retrying in {delay:.1f}s")
-    QUEUE.retry(job, delay)
+    STATE.note(f"send: attempt {job.attempt} of {job} failed ({msg}); retrying in {delay:.1f}s")
+    q.retry(job, delay)
 
 
 @events.quitting.add_listener
 def _quitting(environment, **_kw):
-    q = QUEUE
-    q.finished = True
-    end = q.ended or time.monotonic()
-    elapsed = end - q.started if q.started else 0.0
-    unsent = q.unsent()
-    total = environment.runner.stats.total if environment.runner else None
-    requests = total.num_requests if total else 0
-    log.info("send: %d/%d records committed in %.1fs; %d requests (%.1f req/s); %d failed attempts "
-             "(%d resends); %d rejected; %d gave up; %d unsent",
-             q.committed, q.total, elapsed, requests, requests / elapsed if elapsed else 0.0,
-             q.failures, q.resends, len(q.rejected), len(q.gave_up), len(unsent))
-    reasons = collections.Counter(f"HTTP {s}: {m}" for _, s, m in q.rejected)
-    for reason, n in reasons.most_common(10):
-        log.info("send:   rejected %d x %s", n, reason)
+    STATE.stopping = True
     code = 0
-    if unsent:
+    tool = f"locust {locust.__version__}"
+    phases, unsent_all = [], []
+    committed = 0
+    for q in STATE.queues:
+        if q.rec.start is None:
+            unsent_all += q.unsent()
+            log.warning("send: %s: not sent (stopped before its turn)", q.vm)
+            code = 1
+            continue
+        q.rec.finish()
+        el = q.rec.elapsed()
+        unsent = q.unsent()
+        unsent_all += unsent
+        committed += q.committed
+        lat = q.rec.total.summary()
+        log.info("send: %s: %d/%d records committed in %.1fs; %d requests (%.1f req/s); %d failed attempts "
+                 "(%d resends); %d rejected; %d gave up; %d unsent; latency p50 %.1f ms, p95 %.1f ms",
+                 q.vm, q.committed, q.total, el, q.rec.requests, q.rec.requests / el if el else 0.0,
+                 q.failures, q.resends, len(q.rejected), len(q.gave_up), len(unsent), lat["p50_ms"], lat["p95_ms"])
+        if q.routes:
+            log.info("send: %s: by route, as the 201 bodies say: %s", q.vm, "; ".join(
+                f"{r} {n} (commit p50 {percentile(cm, 0.5):.1f} ms, p95 {percentile(cm, 0.95):.1f} ms)"
+                for r, (n, cm) in sorted(q.routes.items())))
+        reasons = collections.Counter(f"HTTP {s}: {m}" for _, s, m in q.rejected)
+        for reason, n in reasons.most_common(10):
+            log.info("send:   rejected %d x %s", n, reason)
+        first, last = q.hora_span()
+        p = phase_common(q.rec, "send", tool, (environment.host or IngressUser.host).rstrip("/"), q.vm,
+                         OPTS["users"], OPTS["rate"], f"{OPTS['wait'][0]:g}s-{OPTS['wait'][1]:g}s",
+                         "sequential" if OPTS["sequential"] else "parallel", OPTS["in"])
+        p.update(ram_unit=STATE.file.unit if STATE.file else "mib", records=q.total, committed=q.committed,
+                 rejected=len(q.rejected), unsent=len(unsent), first_hora=first, last_hora=last,
+                 routes={r: {"records": n, "commit_ms": cm} for r, (n, cm) in q.routes.items()}, outcome="ok")
+        if q.rejected or unsent:
+            p.update(outcome="short", message=f"{q.committed} of {q.total} records committed: "
+                                              f"{len(q.rejected)} rejected, {len(unsent)} unsent")
+            code = 1
+        phases.append(p)
+    if unsent_all:
         base = OPTS["in"][:-5] if OPTS["in"].endswith(".json") else OPTS["in"]
         path = base + ".unsent.json"
         try:
-            write_atomic(path, encode_records([j.record for j in unsent]))
-            log.warning("send: the %d unsent records are in %s (send them with --in %s)", len(unsent), path, path)
+            write_atomic(path, encode_records([j.record for j in sorted(unsent_all, key=lambda j: j.index)]))
+            log.warning("send: the %d unsent records are in %s (send them with --in %s)", len(unsent_all), path, path)
         except OSError as e:
             log.error("send: writing %s: %s", path, e)
         code = 1
-    if q.rejected:
+    if OPTS["run_file"] and phases:
+        try:
+            joined = save_run(OPTS["run_file"], phases, join_records_file=OPTS["in"])
+            log.info("send: recorded in %s %s", OPTS["run_file"],
+                     f"with the collect phase that wrote {OPTS['in']}" if joined
+                     else f"(a new run: no collect phase there wrote {OPTS['in']})")
+        except OSError as e:
+            log.error("send: writing %s: %s", OPTS["run_file"], e)
+            code = 1
+    if STATE.unauthorized:
+        log.error("STOPPED: the ingress refused the token (%s): check INGEST_TOKEN or --token-file "
+                  "(`make up` writes a fresh token to .vmpulse/ingest-token at every start)", STATE.unauthorized)
         code = 1
+    if code == 0:
+        log.info("send: all %d records committed", committed)
+    log.info("send: %d/%d records committed", committed, STATE.total)
     environment.process_exit_code = code

@@ -216,7 +216,7 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 	dbTimeout := time.Duration(0) // the routes' default
 	if cfg.MySQLDSN == "" {
 		// Every write waits its turn for the one connection: allow for the queue.
-		dbTimeout = 20 * time.Second
+		dbTimeout = 25 * time.Second
 		shared, err = mysql.Open(ctx, mysql.Config{DSN: dsn, Database: cfg.DBName, Wait: 10 * time.Second, MaxOpenConns: 1}, log)
 		if err != nil {
 			return s, err

@@ -16,8 +16,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/vmpulse/vmpulse/functions/mysql"
-	"github.com/vmpulse/vmpulse/functions/split"
 	"github.com/vmpulse/vmpulse/internal/testenv"
+	"github.com/vmpulse/vmpulse/loadtest/driver"
 	"github.com/vmpulse/vmpulse/record"
 )
 
@@ -160,7 +160,7 @@ func endToEnd(t *testing.T, cfg Config) {
 	if byRoute["route1"]+byRoute["route2"] != n || len(byRoute) != 2 {
 		t.Fatalf("rows by route %v, want %d in all from route1 and route2", byRoute, n)
 	}
-	stat, p := split.ChiSquare([]int64{byRoute["route1"], byRoute["route2"]}, []float64{50, 50})
+	stat, p := driver.ChiSquare([]int64{byRoute["route1"], byRoute["route2"]}, []float64{50, 50})
 	if p < 0.001 {
 		t.Fatalf("split %v is not consistent with 50/50: chi² = %.2f, p = %.2g", byRoute, stat, p)
 	}

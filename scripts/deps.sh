@@ -2,7 +2,8 @@
 # Installs what vmpulse's tests need on Debian/Ubuntu when it is missing, in one
 # apt-get call: MariaDB (only when no MySQL answers on 127.0.0.1:3306), Java for
 # the Pub/Sub emulator, the kernel test's packages, Chromium for the dashboard
-# test, and Locust. Safe to run again: it installs nothing that is present.
+# test, Locust, and shellcheck (the VM bootstrap script's check). Safe to run
+# again: it installs nothing that is present.
 set -euo pipefail
 
 need=()
@@ -15,7 +16,7 @@ if ! command -v mysqladmin >/dev/null || ! mysqladmin --protocol=tcp -h127.0.0.1
 fi
 command -v java >/dev/null || want default-jre-headless
 want linux-headers-amd64 linux-image-amd64 qemu-system-x86 busybox-static cpio
-want chromium python3-locust
+want chromium python3-locust shellcheck
 command -v make >/dev/null || want make
 command -v gcc >/dev/null || want gcc libc6-dev
 

@@ -6,6 +6,8 @@ resource "google_compute_network" "vpc" {
   name                    = "${var.prefix}-vpc"
   auto_create_subnetworks = false
   routing_mode            = "REGIONAL"
+
+  depends_on = [time_sleep.apis]
 }
 
 resource "google_compute_subnetwork" "main" {
@@ -26,8 +28,8 @@ resource "google_compute_subnetwork" "main" {
   }
 }
 
-# Private GKE nodes have no external address: Cloud NAT lets them pull images
-# from Docker Hub.
+# Private GKE nodes have no external address: Cloud NAT is their egress (the
+# images come from Artifact Registry over Private Google Access, not through it).
 resource "google_compute_router" "nat" {
   name    = "${var.prefix}-router"
   region  = var.region
@@ -63,14 +65,31 @@ resource "google_service_networking_connection" "private_services" {
 }
 
 # The Gateway's address (k8s/gateway.yaml, NamedAddress), reserved here so that
-# the ingress URL is an output before the Gateway exists.
+# the ingress URL is an output before the Gateway exists (and so that a domain's
+# A record can point at it before the certificate is requested).
 resource "google_compute_global_address" "gateway" {
   name         = "${var.prefix}-gateway-ip"
   address_type = "EXTERNAL"
   ip_version   = "IPV4"
+
+  depends_on = [time_sleep.apis]
 }
 
-# The load generator reaches the agent, and only the load generator.
+# Each VM's external address, static: the load generator's AGENT_URL stays valid
+# across a stop and start of the VM.
+resource "google_compute_address" "agent" {
+  for_each = local.vms
+
+  name         = "${each.value.name}-ip"
+  region       = var.region
+  address_type = "EXTERNAL"
+  network_tier = "PREMIUM"
+
+  depends_on = [time_sleep.apis]
+}
+
+# The load generator reaches the agents, and only the load generator. One rule
+# covers every VM (they share the network tag).
 resource "google_compute_firewall" "agent_from_loadgen" {
   name          = "${var.prefix}-agent-from-loadgen"
   network       = google_compute_network.vpc.name
@@ -104,4 +123,72 @@ resource "google_compute_firewall" "vm_ssh_from_iap" {
     protocol = "tcp"
     ports    = ["22"]
   }
+}
+
+# ---- the edge of ingest ----------------------------------------------------------
+
+# Cloud Armor in front of both routes (k8s/route/backendpolicy.yaml attaches it
+# through a GCPBackendPolicy): only the load generator's source ranges (the same
+# variable that guards the agents) get in, and even they are throttled above
+# var.ingest_requests_per_minute per address and banned for five minutes when
+# they go on at twice that. Everyone else gets 403 from the load balancer before
+# any request reaches a pod.
+resource "google_compute_security_policy" "ingest" {
+  name        = local.ingest_security_policy
+  description = "vmpulse ingest: the load generator's ranges only, rate-limited."
+  type        = "CLOUD_ARMOR"
+
+  rule {
+    action      = "rate_based_ban"
+    priority    = 1000
+    description = "The load generator, within its rate."
+    match {
+      versioned_expr = "SRC_IPS_V1"
+      config {
+        src_ip_ranges = var.loadgen_source_ranges
+      }
+    }
+    rate_limit_options {
+      conform_action = "allow"
+      exceed_action  = "deny(429)"
+      enforce_on_key = "IP"
+      rate_limit_threshold {
+        count        = var.ingest_requests_per_minute
+        interval_sec = 60
+      }
+      ban_threshold {
+        count        = 2 * var.ingest_requests_per_minute
+        interval_sec = 60
+      }
+      ban_duration_sec = 300
+    }
+  }
+
+  rule {
+    action      = "deny(403)"
+    priority    = 2147483647
+    description = "Everyone else."
+    match {
+      versioned_expr = "SRC_IPS_V1"
+      config {
+        src_ip_ranges = ["*"]
+      }
+    }
+  }
+
+  depends_on = [time_sleep.apis]
+}
+
+# With a domain, the Gateway's HTTPS listener presents this Google-managed
+# certificate (k8s/https). Google issues it once the domain's A record points at
+# the Gateway's address; until then HTTPS handshakes fail (docs/deploy.md).
+resource "google_compute_managed_ssl_certificate" "ingest" {
+  count = var.ingest_domain == "" ? 0 : 1
+
+  name = local.ingest_certificate
+  managed {
+    domains = [var.ingest_domain]
+  }
+
+  depends_on = [time_sleep.apis]
 }

@@ -2,11 +2,14 @@
 # a subscription of its own, which the relay creates at start and deletes on
 # SIGTERM (with an expiration policy for instances that die without cleaning up).
 
-# A new subscription only receives what is published after it exists; history on
-# connect comes from the relay's own buffer (HISTORY_SIZE), so the topic keeps no
-# retention of its own.
+# The topic keeps what it received for 30 minutes, so that a relay instance that
+# starts (deploy, crash, scale-out) can Seek its fresh subscription to 15 minutes
+# ago and serve that history to its first dashboard.
 resource "google_pubsub_topic" "records" {
-  name = var.pubsub_topic
+  name                       = var.pubsub_topic
+  message_retention_duration = "1800s"
+
+  depends_on = [time_sleep.apis]
 }
 
 # The routes publish...
@@ -17,8 +20,8 @@ resource "google_pubsub_topic_iam_member" "route_publisher" {
   member  = "serviceAccount:${google_service_account.route.email}"
 }
 
-# ...and their /healthz reads the topic's metadata (pubsub.topics.get), on this
-# topic only.
+# ...and read the topic's metadata (pubsub.topics.get) to report Pub/Sub's health
+# in /healthz's body and metrics, on this topic only.
 resource "google_pubsub_topic_iam_member" "route_viewer" {
   project = var.project_id
   topic   = google_pubsub_topic.records.name
@@ -28,8 +31,10 @@ resource "google_pubsub_topic_iam_member" "route_viewer" {
 
 # The relay attaches its subscriptions to this topic (pubsub.topics.attachSubscription
 # is in roles/pubsub.subscriber) and may read the topic's metadata. Creating,
-# reading, consuming and deleting the subscriptions themselves is the project-level
-# custom role in iam.tf: the subscriptions do not exist until the relay makes them.
+# reading, consuming (and seeking) and deleting the subscriptions themselves is
+# the project-level custom role in iam.tf, limited by an IAM condition to the
+# relay's own subscription name prefix: the subscriptions do not exist until the
+# relay makes them.
 resource "google_pubsub_topic_iam_member" "relay_subscriber" {
   project = var.project_id
   topic   = google_pubsub_topic.records.name

@@ -1,23 +1,31 @@
 # The two Cloud Run services: the websocket relay and the dashboard. Terraform
-# creates them with var.registry/var.image_tag; later releases are rolled out with
-#   gcloud run deploy SERVICE --image REGISTRY/IMAGE:TAG --region REGION
-# which keeps every other setting, and terraform ignores the image it then sees.
+# creates them with the images of this apply (local.images); releases are rolled
+# out with `gcloud run deploy` (`make release`, k8s/deploy.mk), which keeps every
+# other setting, and terraform ignores what gcloud writes (the image, its client
+# annotations and labels), so the next apply neither rolls the image back nor
+# starts a new revision that would drop every open websocket.
+#
+# Both are stateless: no deletion protection (a protected service that a failed
+# create left tainted would block the next apply), and public without an allUsers
+# binding (invoker_iam_disabled), which Domain Restricted Sharing refuses.
 
 locals {
   relay_ws_url = "wss://${trimprefix(google_cloud_run_v2_service.relay.uri, "https://")}/ws"
 }
 
 resource "google_cloud_run_v2_service" "relay" {
-  name                = local.relay_service_name
-  location            = var.region
-  ingress             = "INGRESS_TRAFFIC_ALL"
-  deletion_protection = var.deletion_protection
+  name                 = local.relay_service_name
+  location             = var.region
+  ingress              = "INGRESS_TRAFFIC_ALL"
+  deletion_protection  = false
+  invoker_iam_disabled = var.public_access
 
   template {
     service_account = google_service_account.relay.email
 
     # Websockets are long requests: up to an hour each (the page reconnects), the
-    # same instance for a returning browser, many sockets per instance.
+    # same instance for a returning browser, and as many sockets per instance as
+    # the relay accepts (-max-clients follows the same variable, below).
     timeout                          = "3600s"
     session_affinity                 = true
     max_instance_request_concurrency = var.relay_concurrency
@@ -27,6 +35,7 @@ resource "google_cloud_run_v2_service" "relay" {
       max_instance_count = var.relay_max_instances
     }
 
+    # Keep the relay first: lifecycle.ignore_changes names containers[0].
     containers {
       name  = "relay"
       image = local.images.relay
@@ -57,30 +66,106 @@ resource "google_cloud_run_v2_service" "relay" {
       }
       env {
         name  = "SUBSCRIPTION_PREFIX"
-        value = "${var.prefix}-relay-"
+        value = local.relay_subscription_prefix
       }
       env {
         name  = "ALLOWED_ORIGINS"
         value = join(",", local.allowed_origins)
       }
+      # One variable for Cloud Run's concurrency and the relay's own cap: a cap
+      # above the concurrency could never be reached, one below it would refuse
+      # sockets Cloud Run routed here.
+      env {
+        name  = "MAX_CLIENTS"
+        value = tostring(local.relay_max_clients)
+      }
+      env {
+        name  = "MAX_PER_IP"
+        value = tostring(var.relay_max_per_ip)
+      }
+      env {
+        name  = "EXPOSE_PROCESSES"
+        value = tostring(var.relay_expose_processes)
+      }
+      # /metrics only inside the instance, for the sidecar below.
+      env {
+        name  = "METRICS_ADDR"
+        value = "127.0.0.1:${local.relay_metrics_port}"
+      }
 
-      # Traffic only once the instance has its subscription.
+      # Traffic only once the instance has its subscription. The window (10 s,
+      # then up to 48 × 5 s) is the time the relay has to create it: it retries
+      # within this window while a fresh IAM grant propagates, instead of
+      # exiting at the first PermissionDenied.
       startup_probe {
-        period_seconds    = 2
-        timeout_seconds   = 2
-        failure_threshold = 30
+        initial_delay_seconds = 10
+        period_seconds        = 5
+        timeout_seconds       = 3
+        failure_threshold     = 48
         http_get {
-          path = "/healthz"
+          path = "/health"
+        }
+      }
+      # /health answers 503 when the subscription stalled and did not heal
+      # (paths ending in z never reach a container from outside Cloud Run).
+      liveness_probe {
+        period_seconds    = 15
+        timeout_seconds   = 5
+        failure_threshold = 4
+        http_get {
+          path = "/health"
+        }
+      }
+    }
+
+    # Google Cloud Managed Service for Prometheus for Cloud Run: scrapes the
+    # relay's 127.0.0.1:9090/metrics (config from Secret Manager, secrets.tf) and
+    # writes them as the relay's service account.
+    containers {
+      name       = "metrics"
+      image      = var.prometheus_sidecar_image
+      depends_on = ["relay"]
+
+      # A whole vCPU: with CPU always allocated, Cloud Run's examples of this
+      # sidecar give it one, and a fraction is not worth a failed first deploy.
+      resources {
+        limits = {
+          cpu    = "1"
+          memory = "512Mi"
+        }
+        cpu_idle = false
+      }
+
+      volume_mounts {
+        name       = "rungmp-config"
+        mount_path = "/etc/rungmp"
+      }
+    }
+
+    volumes {
+      name = "rungmp-config"
+      secret {
+        secret = google_secret_manager_secret.relay_metrics_config.secret_id
+        items {
+          version = "latest"
+          path    = "config.yaml"
         }
       }
     }
   }
 
+  # What `gcloud run deploy` writes besides the image: client and client_version
+  # name the tool, and the annotations and labels carry gcloud's
+  # client.knative.dev/user-image and the like. None of them is set here.
   lifecycle {
     ignore_changes = [
       template[0].containers[0].image,
       client,
       client_version,
+      annotations,
+      labels,
+      template[0].annotations,
+      template[0].labels,
     ]
 
     precondition {
@@ -90,17 +175,18 @@ resource "google_cloud_run_v2_service" "relay" {
   }
 
   depends_on = [
-    google_project_iam_member.relay_subscriptions,
-    google_pubsub_topic_iam_member.relay_subscriber,
-    google_pubsub_topic_iam_member.relay_viewer,
+    time_sleep.iam,
+    terraform_data.build,
+    google_secret_manager_secret_version.relay_metrics_config,
   ]
 }
 
 resource "google_cloud_run_v2_service" "web" {
-  name                = local.web_service_name
-  location            = var.region
-  ingress             = "INGRESS_TRAFFIC_ALL"
-  deletion_protection = var.deletion_protection
+  name                 = local.web_service_name
+  location             = var.region
+  ingress              = "INGRESS_TRAFFIC_ALL"
+  deletion_protection  = false
+  invoker_iam_disabled = var.public_access
 
   template {
     service_account                  = google_service_account.web.email
@@ -135,33 +221,20 @@ resource "google_cloud_run_v2_service" "web" {
     }
   }
 
+  # What `gcloud run deploy` writes besides the image: client and client_version
+  # name the tool, and the annotations and labels carry gcloud's
+  # client.knative.dev/user-image and the like. None of them is set here.
   lifecycle {
     ignore_changes = [
       template[0].containers[0].image,
       client,
       client_version,
+      annotations,
+      labels,
+      template[0].annotations,
+      template[0].labels,
     ]
   }
-}
 
-# A browser cannot attach IAM credentials to a websocket or a page load: both
-# services are public when var.public_access is true.
-resource "google_cloud_run_v2_service_iam_member" "relay_public" {
-  count = var.public_access ? 1 : 0
-
-  project  = var.project_id
-  location = var.region
-  name     = google_cloud_run_v2_service.relay.name
-  role     = "roles/run.invoker"
-  member   = "allUsers"
-}
-
-resource "google_cloud_run_v2_service_iam_member" "web_public" {
-  count = var.public_access ? 1 : 0
-
-  project  = var.project_id
-  location = var.region
-  name     = google_cloud_run_v2_service.web.name
-  role     = "roles/run.invoker"
-  member   = "allUsers"
+  depends_on = [time_sleep.iam, terraform_data.build]
 }

@@ -1,7 +1,7 @@
 # ---- where ---------------------------------------------------------------------
 
 variable "project_id" {
-  description = "ID of the Google Cloud project to deploy into (it must exist, with billing and the APIs listed in docs/deploy.md enabled)."
+  description = "ID of the Google Cloud project to deploy into: it must exist and have billing; terraform enables the APIs it needs (apis.tf)."
   type        = string
 
   validation {
@@ -43,49 +43,98 @@ variable "prefix" {
   }
 }
 
+# ---- the monitored VMs ----------------------------------------------------------
+
+variable "vms" {
+  description = "The monitored VMs: short name -> machine type, e.g. { small = \"e2-small\", medium = \"e2-medium\", std2 = \"e2-standard-2\" }. Each becomes the instance PREFIX-NAME with the kernel modules and the agent, and that instance name is the vm of its records."
+  type        = map(string)
+  default = {
+    vm = "e2-medium"
+  }
+
+  validation {
+    condition     = length(var.vms) >= 1 && length(var.vms) <= 8
+    error_message = "vms needs between 1 and 8 entries."
+  }
+
+  validation {
+    condition     = alltrue([for k, v in var.vms : can(regex("^[a-z]([a-z0-9-]{0,20}[a-z0-9])?$", k))])
+    error_message = "Each key of vms must be 1-22 lowercase letters, digits or hyphens, starting with a letter (it becomes part of the instance name)."
+  }
+
+  validation {
+    condition     = alltrue([for k, v in var.vms : can(regex("^[a-z][a-z0-9]*-[a-z0-9-]+$", v))])
+    error_message = "Each value of vms must be a Compute Engine machine type such as e2-medium."
+  }
+}
+
+variable "kmod_suffix" {
+  description = "Suffix of the kernel module names, as in the assignment's procesos_<carnet> form: \"_202201524\" builds cpu_so1_202201524.ko and /proc/cpu_so1_202201524 (kernel/Makefile SUFFIX, the agent's KMOD_SUFFIX). Empty keeps cpu_so1, ram_so1, procesos_so1."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_]*$", var.kmod_suffix))
+    error_message = "kmod_suffix may contain only letters, digits and underscores."
+  }
+}
+
 # ---- images --------------------------------------------------------------------
 
-variable "registry" {
-  description = "Registry path the images are pushed to with `make push REGISTRY=...`, without a trailing slash: docker.io/USER for Docker Hub (the default of the assignment) or REGION-docker.pkg.dev/PROJECT/REPO for Artifact Registry. Cloud Run and GKE pull vmpulse-relay, vmpulse-web and vmpulse-route from it."
-  type        = string
-
-  validation {
-    condition     = can(regex("^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)+$", var.registry))
-    error_message = "registry must look like docker.io/USER or REGION-docker.pkg.dev/PROJECT/REPO: lowercase, no scheme, no trailing slash, no tag."
-  }
-}
-
 variable "image_tag" {
-  description = "Tag of the images Cloud Run starts with (`make push` uses the git short SHA by default). Later releases go out with `gcloud run deploy --image` (docs/deploy.md); terraform ignores image changes made that way."
+  description = "Tag of the images. Empty (the default): a hash of their sources, so an apply after a change builds and rolls out new images and an apply without one builds nothing. Set it to deploy images already in the registry under that tag (with dockerhub_user: the tag `make push` used)."
   type        = string
+  default     = ""
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", var.image_tag)) && var.image_tag != "latest"
-    error_message = "image_tag must be a valid image tag other than \"latest\" (use the git short SHA or a version)."
+    condition     = var.image_tag == "" || (can(regex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", var.image_tag)) && var.image_tag != "latest")
+    error_message = "image_tag must be empty or a valid image tag other than \"latest\"."
   }
 }
 
-# ---- safety and exposure -------------------------------------------------------
+variable "dockerhub_user" {
+  description = "Empty (the default): Cloud Build builds the images into this project's Artifact Registry. A Docker Hub user: the images are the public ones `make push REGISTRY=docker.io/USER` published there (set image_tag to their tag), pulled through the Artifact Registry remote repository of Docker Hub, and nothing is built here (the agent bundle then comes from `make vm-push`)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = can(regex("^([a-z0-9]{4,30})?$", var.dockerhub_user))
+    error_message = "dockerhub_user must be empty or a Docker Hub user name (4-30 lowercase letters and digits)."
+  }
+}
+
+variable "prometheus_sidecar_image" {
+  description = "Google Cloud Managed Service for Prometheus sidecar for Cloud Run, which collects the relay's metrics."
+  type        = string
+  default     = "us-docker.pkg.dev/cloud-ops-agents-artifacts/cloud-run-gmp-sidecar/cloud-run-gmp-sidecar:1.2.0"
+
+  validation {
+    condition     = can(regex(":[A-Za-z0-9_.-]+$", var.prometheus_sidecar_image)) && !endswith(var.prometheus_sidecar_image, ":latest")
+    error_message = "prometheus_sidecar_image must name a tag other than latest."
+  }
+}
+
+# ---- safety, exposure and cost -------------------------------------------------
 
 variable "deletion_protection" {
-  description = "Protect the GKE cluster, the Cloud SQL instance and the Cloud Run services from deletion (terraform and API level). Set to false, apply, then destroy, to tear everything down."
+  description = "Protect the Cloud SQL instance (the only state: the records) from deletion. Off by default, so that `terraform destroy` and a re-run after a failed create never stop at it; turn it on once the deployment is up if its data must survive. The stateless parts (cluster, Cloud Run) are never protected."
   type        = bool
-  default     = true
+  default     = false
 }
 
 variable "public_access" {
-  description = "Let anyone open the dashboard and its websocket relay (roles/run.invoker for allUsers on both Cloud Run services). A browser cannot attach IAM credentials to a websocket, so without this the dashboard only works behind IAP or a proxy."
+  description = "Let anyone open the dashboard and its websocket relay: Cloud Run's invoker IAM check is disabled on both services (invoker_iam_disabled), which needs no allUsers binding and so passes Domain Restricted Sharing. A browser cannot attach IAM credentials to a websocket, so without this the dashboard only works behind IAP or a proxy."
   type        = bool
   default     = true
 }
 
 variable "loadgen_source_ranges" {
-  description = "CIDR ranges of the machines that run the load generator (Locust); only they may reach the agent on TCP 8090. Use your public address as a /32 (curl -s https://checkip.amazonaws.com). There is deliberately no default and 0.0.0.0/0 is refused."
+  description = "CIDR ranges of the machines that run the load generator (Locust, the Go driver); only they may reach the agents on TCP 8090 (firewall) and /ingest (Cloud Armor). Use your public address as a /32 (curl -s https://checkip.amazonaws.com). There is deliberately no default and 0.0.0.0/0 is refused."
   type        = list(string)
 
   validation {
-    condition     = length(var.loadgen_source_ranges) > 0
-    error_message = "loadgen_source_ranges needs at least one CIDR range."
+    condition     = length(var.loadgen_source_ranges) > 0 && length(var.loadgen_source_ranges) <= 10
+    error_message = "loadgen_source_ranges needs between 1 and 10 CIDR ranges (a Cloud Armor rule matches at most 10)."
   }
 
   validation {
@@ -99,8 +148,36 @@ variable "loadgen_source_ranges" {
   }
 }
 
+variable "ingest_domain" {
+  description = "A domain name for the Gateway (e.g. ingest.example.com). With it, /ingest is served over HTTPS with a Google-managed certificate (issued once the domain's A record points at output ingress_address) and HTTP only redirects. Empty: plain HTTP, and the bearer token crosses the internet in clear text (docs/security.md)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.ingest_domain == "" || can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", var.ingest_domain))
+    error_message = "ingest_domain must be empty or a lowercase DNS name such as ingest.example.com."
+  }
+}
+
+variable "ingest_requests_per_minute" {
+  description = "Requests per minute one load generator address may send to /ingest before Cloud Armor answers 429; at twice this rate it is banned for five minutes."
+  type        = number
+  default     = 60000
+
+  validation {
+    condition     = var.ingest_requests_per_minute >= 600 && var.ingest_requests_per_minute <= 1000000
+    error_message = "ingest_requests_per_minute must be between 600 and 1000000."
+  }
+}
+
 variable "enable_iap_ssh" {
-  description = "Allow SSH to the VM only through Identity-Aware Proxy TCP forwarding (35.235.240.0/20), for `gcloud compute ssh --tunnel-through-iap`. Logins use OS Login."
+  description = "Allow SSH to the VMs only through Identity-Aware Proxy TCP forwarding (35.235.240.0/20), for `gcloud compute ssh --tunnel-through-iap`. Logins use OS Login."
+  type        = bool
+  default     = true
+}
+
+variable "grant_pull_to_default_compute_sa" {
+  description = "Also let the Compute Engine default service account pull the images, for Autopilot nodes that run as it despite the dedicated node account (provider issue #9505). Set false if that account was deleted."
   type        = bool
   default     = true
 }
@@ -113,6 +190,28 @@ variable "extra_allowed_origins" {
   validation {
     condition     = alltrue([for o in var.extra_allowed_origins : can(regex("^https?://[^/]+$", o))])
     error_message = "Each extra origin must be scheme://host[:port] with no path, for example https://dashboard.example.com."
+  }
+}
+
+variable "budget_amount" {
+  description = "Monthly budget for the project in the billing account's currency: alerts at 50, 90 and 100 %. 0 creates no budget (creating one needs Billing Account Administrator or Costs Manager). docs/deploy.md has the cost table."
+  type        = number
+  default     = 400
+
+  validation {
+    condition     = var.budget_amount >= 0 && floor(var.budget_amount) == var.budget_amount
+    error_message = "budget_amount must be a whole amount, 0 or more."
+  }
+}
+
+variable "alert_email" {
+  description = "Where the alert policies and the budget send mail. Empty: incidents only show in the console."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.alert_email == "" || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alert_email))
+    error_message = "alert_email must be empty or an email address."
   }
 }
 
@@ -166,14 +265,14 @@ variable "gke_release_channel" {
 
 # ---- Cloud SQL -----------------------------------------------------------------
 
-variable "sql_tier" {
-  description = "Machine tier of the Cloud SQL for MySQL 8.0 instance (Enterprise edition), for example db-custom-1-3840 or db-g1-small."
+variable "capacity" {
+  description = "The Cloud SQL tier and the routes' scale, chosen together so that the routes' connections fit what the tier serves (terraform/main.tf, local.capacity_profiles): small (1 vCPU, 4 route pods each, 8 connections per pod), medium (2 vCPU, 6, 12) or large (4 vCPU, 10, 16). docs/deploy.md has their cost."
   type        = string
-  default     = "db-custom-1-3840"
+  default     = "medium"
 
   validation {
-    condition     = can(regex("^db-", var.sql_tier))
-    error_message = "sql_tier must be a Cloud SQL tier name starting with db-."
+    condition     = contains(["small", "medium", "large"], var.capacity)
+    error_message = "capacity must be small, medium or large."
   }
 }
 
@@ -237,7 +336,7 @@ variable "relay_max_instances" {
 }
 
 variable "relay_concurrency" {
-  description = "Concurrent requests (open websockets) per relay instance."
+  description = "Open websockets per relay instance: Cloud Run's request concurrency and the relay's own -max-clients, from this one value."
   type        = number
   default     = 1000
 
@@ -247,26 +346,32 @@ variable "relay_concurrency" {
   }
 }
 
-# ---- the monitored VM ----------------------------------------------------------
-
-variable "vm_machine_type" {
-  description = "Machine type of the monitored VM that runs the kernel modules and the agent."
-  type        = string
-  default     = "e2-medium"
+variable "relay_max_per_ip" {
+  description = "Open websockets one client address may hold on one relay instance (the relay's -max-per-ip)."
+  type        = number
+  default     = 20
 
   validation {
-    condition     = can(regex("^[a-z0-9]+-[a-z0-9-]+$", var.vm_machine_type))
-    error_message = "vm_machine_type must be a Compute Engine machine type such as e2-medium."
+    condition     = var.relay_max_per_ip >= 1 && var.relay_max_per_ip <= 1000
+    error_message = "relay_max_per_ip must be between 1 and 1000."
   }
 }
 
-variable "kmod_suffix" {
-  description = "Suffix of the kernel module names, as in the assignment's procesos_<carnet> form: \"_202201524\" builds cpu_so1_202201524.ko and /proc/cpu_so1_202201524 (kernel/Makefile SUFFIX, the agent's KMOD_SUFFIX). Empty keeps cpu_so1, ram_so1, procesos_so1."
-  type        = string
-  default     = ""
+variable "relay_expose_processes" {
+  description = "Send the VMs' process names to dashboards (the relay's -expose-processes). Off: names are redacted, which is what a public dashboard should do."
+  type        = bool
+  default     = false
+}
+
+# ---- secrets ---------------------------------------------------------------------
+
+variable "db_admin_password_version" {
+  description = "Raise it to rotate the MySQL administrator's password (a new random one goes to Secret Manager and Cloud SQL; it never enters the state)."
+  type        = number
+  default     = 1
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9_]*$", var.kmod_suffix))
-    error_message = "kmod_suffix may contain only letters, digits and underscores."
+    condition     = var.db_admin_password_version >= 1 && floor(var.db_admin_password_version) == var.db_admin_password_version
+    error_message = "db_admin_password_version must be a whole number, 1 or more."
   }
 }

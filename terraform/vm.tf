@@ -1,14 +1,21 @@
-# The monitored VM: Ubuntu 24.04 LTS, the kernel modules built against its own
-# kernel, and the Go agent as a systemd service on :8090.
+# The monitored VMs, one per entry of var.vms (name -> machine type), so that one
+# deployment can compare machine types under the same load: Ubuntu 24.04 LTS, the
+# kernel modules built against the VM's own kernel, and the Go agent as a systemd
+# service on :8090 whose records carry the instance name as their vm.
 #
-# How the VM gets the code: `make vm-push` (k8s/deploy.mk) cross-compiles the agent
-# (static linux/amd64), packs it with the kernel/ sources into
-# gs://BUCKET/vmpulse-agent-bundle.tar.gz, and uploads it to the bucket below. The
-# startup script (templates/vm-startup.sh.tftpl) runs at every boot: it installs
-# build tools and the running kernel's headers, waits for the bundle, builds and
-# installs the modules (`make -C kernel install`: loaded at every boot), and
-# installs the agent unit. No repository access or Go toolchain on the VM, and a
-# new kernel gets its modules rebuilt at the next boot.
+# How a VM gets the code: the Cloud Build run of terraform apply (build.tf; or
+# `make vm-push`, k8s/deploy.mk) writes the agent (static linux/amd64) and the
+# kernel/ sources to gs://BUCKET/vmpulse-agent-bundle.tar.gz. The startup script
+# (templates/vm-startup.sh.tftpl) runs at every boot: it waits for the dpkg lock,
+# installs build tools and the running kernel's headers, waits for the bundle,
+# builds and installs the modules (`make -C kernel install`: loaded at every
+# boot), and installs the agent unit. No repository access or Go toolchain on the
+# VM, and a new kernel gets its modules rebuilt at the next boot.
+#
+# Org policies: the VMs have an external address (the load generator runs outside
+# Google Cloud; constraints/compute.vmExternalIpAccess must allow them), and
+# Secure Boot is off because the modules are unsigned
+# (constraints/compute.requireShieldedVm would refuse them; docs/deploy.md).
 
 data "google_compute_image" "ubuntu" {
   family  = "ubuntu-2404-lts-amd64"
@@ -21,6 +28,8 @@ resource "google_storage_bucket" "agent_bundle" {
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
   force_destroy               = true
+
+  depends_on = [time_sleep.apis]
 }
 
 resource "google_storage_bucket_iam_member" "vm_reads_bundle" {
@@ -30,9 +39,11 @@ resource "google_storage_bucket_iam_member" "vm_reads_bundle" {
 }
 
 resource "google_compute_instance" "vm" {
-  name                      = "${var.prefix}-vm"
+  for_each = local.vms
+
+  name                      = each.value.name
   zone                      = var.zone
-  machine_type              = var.vm_machine_type
+  machine_type              = each.value.machine_type
   tags                      = [local.agent_net_tag]
   allow_stopping_for_update = true
 
@@ -44,11 +55,14 @@ resource "google_compute_instance" "vm" {
     }
   }
 
-  # An ephemeral external address: the load generator runs outside Google Cloud
-  # (firewall: var.loadgen_source_ranges only). Egress for apt goes through it.
+  # A static external address (network.tf): the load generator runs outside
+  # Google Cloud (firewall: var.loadgen_source_ranges only), and its AGENT_URL
+  # survives a stop. Egress for apt goes through it.
   network_interface {
     subnetwork = google_compute_subnetwork.main.id
-    access_config {}
+    access_config {
+      nat_ip = google_compute_address.agent[each.key].address
+    }
   }
 
   service_account {
@@ -67,6 +81,8 @@ resource "google_compute_instance" "vm" {
   metadata = {
     enable-oslogin         = "TRUE"
     block-project-ssh-keys = "TRUE"
+    # The startup script reports the kernel modules' state as vmpulse/kmod.
+    enable-guest-attributes = "TRUE"
     # In metadata (not metadata_startup_script) so that a changed script updates
     # the VM in place instead of replacing it.
     startup-script = templatefile("${path.module}/templates/vm-startup.sh.tftpl", {
@@ -75,6 +91,7 @@ resource "google_compute_instance" "vm" {
       kmod_suffix  = var.kmod_suffix
       agent_port   = local.agent_port
       wait_minutes = 60
+      vm_name      = each.value.name
     })
   }
 

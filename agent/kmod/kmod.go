@@ -48,25 +48,26 @@ func Paths(procRoot, suffix string) (cpu, ram, procs string) {
 		filepath.Join(procRoot, ProcsBase+suffix)
 }
 
-// Available reports whether all three module files exist, i.e. whether the modules
-// with this suffix are loaded.
-func Available(procRoot, suffix string) bool {
+// Missing lists which of the three module files do not exist (or are not regular
+// files); none missing means the modules with this suffix are loaded.
+func Missing(procRoot, suffix string) []string {
 	cpu, ram, procs := Paths(procRoot, suffix)
+	var missing []string
 	for _, p := range []string{cpu, ram, procs} {
 		if fi, err := os.Stat(p); err != nil || fi.IsDir() {
-			return false
+			missing = append(missing, p)
 		}
 	}
-	return true
+	return missing
 }
 
 // Name implements source.Source.
-func (s *Source) Name() string { return "kmod" }
+func (s *Source) Name() string { return source.Kmod }
 
 // Read implements source.Source: it reads and parses the three files. Errors name
 // the file that failed.
 func (s *Source) Read(ctx context.Context) (source.Reading, error) {
-	var r source.Reading
+	r := source.Reading{Source: source.Kmod}
 	b, err := readFile(ctx, s.cpu)
 	if err != nil {
 		return r, err
@@ -118,17 +119,15 @@ type CPUJSON struct {
 	GuestNice *uint64 `json:"guest_nice"`
 }
 
-// RAMJSON is what /proc/ram_so1 prints. RAM figures are MiB; the *KiB fields carry
-// the exact values.
+// RAMJSON is what /proc/ram_so1 prints, as far as the agent reads it: RAM figures
+// in MiB. The module also prints the exact values in KiB (total_kib, libre_kib,
+// uso_kib; see kernel/README.md), which the agent does not need.
 type RAMJSON struct {
 	Unit          string   `json:"unit"`
 	TotalRAM      *int64   `json:"total_ram"`
 	RAMLibre      *int64   `json:"ram_libre"`
 	UsoRAM        *int64   `json:"uso_ram"`
 	PorcentajeRAM *float64 `json:"porcentaje_ram"`
-	TotalKiB      int64    `json:"total_kib"`
-	LibreKiB      int64    `json:"libre_kib"`
-	UsoKiB        int64    `json:"uso_kib"`
 }
 
 // ProcsJSON is what /proc/procesos_so1 prints.
@@ -142,13 +141,13 @@ type ProcsJSON struct {
 	TopProcesos       []TopJSON `json:"top_procesos"`
 }
 
-// TopJSON is one entry of ProcsJSON.TopProcesos.
+// TopJSON is one entry of ProcsJSON.TopProcesos (the module also prints the exact
+// rss_kib, which the agent does not need).
 type TopJSON struct {
 	PID    int64  `json:"pid"`
 	Name   string `json:"name"`
 	State  string `json:"state"`
 	RSSMiB int64  `json:"rss_mib"`
-	RSSKiB int64  `json:"rss_kib"`
 }
 
 // field is a required JSON field and whether it was present.

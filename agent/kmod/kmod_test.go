@@ -151,8 +151,8 @@ func TestRead(t *testing.T) {
 			root := t.TempDir()
 			writeProc(t, root, CPUBase+suffix, "cpu.json")
 			writeProc(t, root, RAMBase+suffix, "ram.json")
-			if Available(root, suffix) {
-				t.Fatal("Available with two of three files")
+			if m := Missing(root, suffix); len(m) != 1 || m[0] != filepath.Join(root, ProcsBase+suffix) {
+				t.Fatalf("Missing with two of three files = %q", m)
 			}
 			s := New(root, suffix)
 			_, err := s.Read(context.Background())
@@ -161,11 +161,11 @@ func TestRead(t *testing.T) {
 				t.Fatalf("Read without %s: err = %v", missing, err)
 			}
 			writeProc(t, root, ProcsBase+suffix, "procesos.json")
-			if !Available(root, suffix) {
-				t.Fatal("not Available with all three files")
+			if m := Missing(root, suffix); len(m) != 0 {
+				t.Fatalf("Missing with all three files = %q", m)
 			}
-			if Available(root, suffix+"x") {
-				t.Fatal("Available with another suffix")
+			if m := Missing(root, suffix+"x"); len(m) != 3 {
+				t.Fatalf("Missing with another suffix = %q", m)
 			}
 			if s.Name() != "kmod" {
 				t.Errorf("Name() = %q", s.Name())
@@ -174,7 +174,7 @@ func TestRead(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.Mem.TotalMiB != 466 || r.Procs.Total != 68 || r.CPU.Idle != 30512000000 || len(r.Top) != 3 {
+			if r.Source != "kmod" || r.Mem.TotalMiB != 466 || r.Procs.Total != 68 || r.CPU.Idle != 30512000000 || len(r.Top) != 3 {
 				t.Errorf("Read = %+v", r)
 			}
 

@@ -9,13 +9,10 @@ import (
 	"github.com/vmpulse/vmpulse/agent/source"
 )
 
-// ReadMem reads root/meminfo.
-func ReadMem(root string) (source.Mem, error) { return readFile(root, "meminfo", ParseMem) }
-
-// ParseMem extracts MemTotal and MemAvailable (kB) and converts them to MiB.
+// parseMem extracts MemTotal and MemAvailable (kB) and converts them to MiB.
 // Kernels before 3.14 have no MemAvailable; there it is estimated as
 // MemFree + Buffers + Cached, which is what MemAvailable approximates.
-func ParseMem(b []byte) (source.Mem, error) {
+func parseMem(b []byte) (source.Mem, error) {
 	kb := map[string]int64{}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {

@@ -1,7 +1,8 @@
 // Package procfs reads a machine's CPU, memory and process states from the files
 // the kernel exports under /proc, for machines without the vmpulse kernel modules.
 // One collector per file: stat.go (/proc/stat), meminfo.go (/proc/meminfo),
-// procs.go (/proc/[pid]/stat).
+// procs.go (/proc/[pid]/stat, and /proc/[pid]/task/[tid]/stat for processes whose
+// leader thread is not running).
 package procfs
 
 import (
@@ -13,38 +14,41 @@ import (
 	"github.com/vmpulse/vmpulse/agent/source"
 )
 
-// Source reads a procfs mounted at Root.
+// Source reads a procfs mounted at Root. Read is not safe for concurrent use.
 type Source struct {
 	Root string // normally "/proc"
 	// TopN is how many of the largest processes by RSS to report (0: none).
 	TopN int
-	// PageSize converts RSS pages to bytes; 0 means 4096.
-	PageSize int64
 
-	buf []byte // reused across Read calls; Read is not concurrent
+	// pageSize converts RSS pages to bytes: the system's (os.Getpagesize), 4 KiB on
+	// x86-64 but 16 or 64 KiB on some arm64 and ppc64le kernels.
+	pageSize int64
+	buf      []byte // reused across reads
+	// marks holds, per multi-threaded process, its CPU time at the previous read:
+	// a process whose threads used no CPU since then has no thread worth checking
+	// for the running state (see procs.go). spare is the map the next read fills.
+	marks, spare map[int64]mark
 }
 
 // New returns a Source for root reporting the top n processes by RSS.
-func New(root string, topN int) *Source { return &Source{Root: root, TopN: topN} }
+func New(root string, topN int) *Source {
+	return &Source{Root: root, TopN: topN, pageSize: int64(os.Getpagesize())}
+}
 
 // Name implements source.Source.
-func (s *Source) Name() string { return "procfs" }
+func (s *Source) Name() string { return source.Procfs }
 
 // Read implements source.Source.
 func (s *Source) Read(ctx context.Context) (source.Reading, error) {
-	var r source.Reading
+	r := source.Reading{Source: source.Procfs}
 	var err error
-	if r.CPU, err = ReadCPU(s.Root); err != nil {
+	if r.CPU, err = readFile(s.Root, "stat", parseCPU); err != nil {
 		return r, err
 	}
-	if r.Mem, err = ReadMem(s.Root); err != nil {
+	if r.Mem, err = readFile(s.Root, "meminfo", parseMem); err != nil {
 		return r, err
 	}
-	ps := s.PageSize
-	if ps == 0 {
-		ps = 4096
-	}
-	if r.Procs, r.Top, s.buf, err = readProcs(ctx, s.Root, s.TopN, ps, s.buf); err != nil {
+	if r.Procs, r.Top, err = s.readProcs(ctx); err != nil {
 		return r, fmt.Errorf("procfs: %w", err)
 	}
 	return r, nil

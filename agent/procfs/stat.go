@@ -9,15 +9,12 @@ import (
 	"github.com/vmpulse/vmpulse/agent/source"
 )
 
-// ReadCPU reads the aggregate "cpu" line of root/stat: cumulative times in USER_HZ
-// ticks summed over all CPUs.
-func ReadCPU(root string) (source.CPUTimes, error) { return readFile(root, "stat", ParseCPU) }
-
-// ParseCPU parses the first line of /proc/stat:
+// parseCPU parses the aggregate "cpu" line of /proc/stat, cumulative times in
+// USER_HZ ticks summed over all CPUs:
 // "cpu  user nice system idle iowait irq softirq steal guest guest_nice".
 // Kernels before 2.6.11 print fewer columns; missing ones count as zero. Guest time
 // is already included in user and nice, so it is not added again.
-func ParseCPU(b []byte) (source.CPUTimes, error) {
+func parseCPU(b []byte) (source.CPUTimes, error) {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		f := bytes.Fields(sc.Bytes())

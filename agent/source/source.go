@@ -1,7 +1,9 @@
 // Package source defines what the agent reads from a machine, independent of where
-// it comes from: procfs (/proc/stat, /proc/meminfo, /proc/[pid]/stat) or the vmpulse
-// kernel modules (/proc/cpu_so1, /proc/ram_so1, /proc/procesos_so1). A Source returns
-// raw cumulative CPU counters; the agent turns two readings into a percentage.
+// it comes from: procfs (/proc/stat, /proc/meminfo, /proc/[pid]/stat and, for
+// multi-threaded processes, /proc/[pid]/task/[tid]/stat) or the vmpulse kernel
+// modules (/proc/cpu_so1, /proc/ram_so1, /proc/procesos_so1). A Source returns raw
+// cumulative CPU counters; the agent turns two readings of the same source into a
+// percentage.
 package source
 
 import (
@@ -10,16 +12,30 @@ import (
 	"github.com/vmpulse/vmpulse/record"
 )
 
-// Source reads one snapshot of a machine. Read must not keep state between calls
-// that changes its result (the agent owns the previous reading).
+// Names of the two sources, as Reading.Source and the record's source field carry them.
+const (
+	Kmod   = record.SourceKmod
+	Procfs = record.SourceProcfs
+)
+
+// Source reads one snapshot of a machine. The agent owns the previous reading (for
+// CPU use); Read is never called concurrently.
 type Source interface {
-	// Name says which source this is ("procfs" or "kmod"), for /healthz and /metrics.
+	// Name says which source this is ("procfs", "kmod", or "auto" for one that
+	// picks between them on every read), for logs.
 	Name() string
 	Read(ctx context.Context) (Reading, error)
 }
 
 // Reading is one snapshot.
 type Reading struct {
+	// Source is where this reading came from: Kmod or Procfs.
+	Source string
+	// Fallback, set only on a Procfs reading, says why the kernel modules were
+	// not read (not loaded, a file missing, a file that did not parse), when a
+	// source that prefers them fell back to /proc.
+	Fallback string
+
 	CPU   CPUTimes
 	Mem   Mem
 	Procs Procs
@@ -65,15 +81,20 @@ type Mem struct {
 	TotalMiB, AvailableMiB int64
 }
 
-// Procs counts tasks by state. Running, Sleeping, Zombie, Stopped and Other add up
-// to Total: sleeping is S + D + I (interruptible, uninterruptible, idle kernel
-// threads), stopped is T + t (stopped and traced), Other is any state the agent does
-// not classify (e.g. X, dead) so that the sum always holds.
+// Procs counts processes (thread-group leaders, as ps -e lists them) by state.
+// A process is running (R) when any of its threads is runnable, whatever its
+// leader thread does: a busy multi-threaded program whose main thread waits is
+// running. Otherwise it has its leader's state. Running, Sleeping, Zombie,
+// Stopped and Other add up to Total: sleeping is S + D + I (interruptible,
+// uninterruptible, idle kernel threads), stopped is T + t (stopped and traced),
+// Other is any state the agent does not classify (e.g. X, dead) so that the sum
+// always holds.
 type Procs struct {
 	Total, Running, Sleeping, Zombie, Stopped, Other int64
 }
 
-// Classify adds one task in the /proc/[pid]/stat state letter s.
+// Classify adds one process in the state letter s (as /proc/[pid]/stat prints
+// it, after the any-thread-runnable rule above).
 func (p *Procs) Classify(s byte) {
 	p.Total++
 	switch s {

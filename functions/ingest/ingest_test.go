@@ -284,8 +284,9 @@ func TestStrategiesStoreAndPublishEachRecordOnce(t *testing.T) {
 			var got record.Record
 			json.Unmarshal(data, &got)
 			batch, _ := strconv.ParseInt(a[pubsub.AttrBatch], 10, 64)
-			sb, err := r.store.ReadBatch(context.Background(), batch)
+			sbs, err := r.store.ReadBatches(context.Background(), []int64{batch})
 			found := false
+			sb := sbs[batch]
 			for _, s := range sb.Records {
 				found = found || (s.ID == got.ID && record.Equal(s, got))
 			}

@@ -24,7 +24,7 @@ type Publisher interface {
 type OutboxStore interface {
 	MarkPublished(ctx context.Context, batches []int64) error
 	Unpublished(ctx context.Context, from, to int64, limit int) ([]mysql.BatchCount, error)
-	ReadBatch(ctx context.Context, batch int64) (mysql.StoredBatch, error)
+	ReadBatches(ctx context.Context, batches []int64) (map[int64]*mysql.StoredBatch, error)
 	PrunePublished(ctx context.Context, before int64) (int64, error)
 	Lead(ctx context.Context, name string) (*mysql.Lease, error)
 }
@@ -32,8 +32,13 @@ type OutboxStore interface {
 // OutboxConfig tunes the outbox; zero values take the defaults.
 type OutboxConfig struct {
 	// Grace is how old an unmarked batch must be before it is published again:
-	// longer than any commit (the DB timeout) plus a normal publication.
-	Grace time.Duration // default 30 s
+	// longer than a publication's retries (10 s), so that a batch still being
+	// published is rarely published twice.
+	Grace time.Duration // default 15 s
+	// MaxWrite is the longest a write may take (the DB timeout): a batch becomes
+	// visible only when it commits, up to this long after the time its id says,
+	// so each scan looks this far behind where the previous one ended.
+	MaxWrite time.Duration // default 25 s
 	// Lookback is how far back a new republisher looks for unmarked batches. A
 	// Pub/Sub outage longer than this leaves older records unpublished (they stay
 	// in MySQL).
@@ -81,7 +86,10 @@ const maxPendingMarks = 100000
 // the other routes' batches when republishing.
 func NewOutbox(store OutboxStore, pub Publisher, pubFor func(route string) Publisher, cfg OutboxConfig, reg prometheus.Registerer, route string, log *slog.Logger) *Outbox {
 	if cfg.Grace <= 0 {
-		cfg.Grace = 30 * time.Second
+		cfg.Grace = 15 * time.Second
+	}
+	if cfg.MaxWrite <= 0 {
+		cfg.MaxWrite = 25 * time.Second
 	}
 	if cfg.Lookback <= 0 {
 		cfg.Lookback = 30 * time.Minute
@@ -240,11 +248,16 @@ func (o *Outbox) republish(ctx context.Context) {
 	}
 }
 
-// scan republishes unmarked batches between cursor and now − Grace, oldest first,
-// and returns the new cursor: below it every batch is marked or was republished.
+// scan republishes unmarked batches between cursor − MaxWrite and now − Grace,
+// oldest first, and returns the new cursor: below it every batch that had
+// committed by then is marked or was republished. (A batch committing later than
+// its id's time is found by the next scans, which look MaxWrite further back.)
+// Each page of batches costs three round trips to MySQL and one to Pub/Sub
+// whatever its size, so a backlog left by an outage drains in seconds.
 func (o *Outbox) scan(ctx context.Context, cursor int64) int64 {
 	upper := BatchAt(time.Now().Add(-o.cfg.Grace))
-	const page = 200
+	cursor -= BatchAt(batchEpoch.Add(o.cfg.MaxWrite))
+	const page = 500
 	var backlog int64
 	defer func() { o.m.backlog.Set(float64(backlog)) }()
 	for {
@@ -258,15 +271,18 @@ func (o *Outbox) scan(ctx context.Context, cursor int64) int64 {
 		for _, bc := range list {
 			backlog += bc.Records
 		}
-		for _, bc := range list {
-			if err := o.republishBatch(ctx, bc.Batch); err != nil {
-				if ctx.Err() == nil {
-					o.log.Warn("outbox: republishing failed; will retry", "batch", bc.Batch, "records", bc.Records, "err", err)
-				}
-				return bc.Batch - 1
-			}
+		done, err := o.republishPage(ctx, list)
+		for _, bc := range list[:done] {
 			backlog -= bc.Records
-			cursor = bc.Batch
+		}
+		if done > 0 {
+			cursor = list[done-1].Batch
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				o.log.Warn("outbox: republishing failed; will retry", "batches", len(list)-done, "err", err)
+			}
+			return cursor
 		}
 		if len(list) < page {
 			return upper - 1
@@ -274,25 +290,59 @@ func (o *Outbox) scan(ctx context.Context, cursor int64) int64 {
 	}
 }
 
-// republishBatch publishes a batch's rows as stored and marks it.
-func (o *Outbox) republishBatch(ctx context.Context, batch int64) error {
-	sb, err := o.store.ReadBatch(ctx, batch)
+// republishPage publishes the rows of a page of batches as stored, all at once,
+// and marks those Pub/Sub acknowledged. It returns how many of the page, from its
+// start, are now published: a failure stops the cursor at the first batch that
+// failed.
+func (o *Outbox) republishPage(ctx context.Context, list []mysql.BatchCount) (int, error) {
+	if len(list) == 0 {
+		return 0, nil
+	}
+	ids := make([]int64, len(list))
+	for i, bc := range list {
+		ids[i] = bc.Batch
+	}
+	stored, err := o.store.ReadBatches(ctx, ids)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if len(sb.Records) == 0 {
-		return nil
+	errs := make([]chan error, len(list))
+	for i, id := range ids {
+		errs[i] = make(chan error, 1)
+		sb := stored[id]
+		if sb == nil || len(sb.Records) == 0 {
+			errs[i] <- nil // nothing left to publish (cannot happen: the batch had rows)
+			continue
+		}
+		ch := errs[i]
+		o.pubFor(sb.Route).Publish(ctx, pubsub.Batch{ID: id, StoredAt: sb.StoredAt}, sb.Records, func(err error) { ch <- err })
 	}
-	done := make(chan error, 1)
-	o.pubFor(sb.Route).Publish(ctx, pubsub.Batch{ID: batch, StoredAt: sb.StoredAt}, sb.Records, func(err error) { done <- err })
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		return ctx.Err()
+	var published []int64
+	done := -1 // the first failure, or len(list)
+	var first error
+	for i := range list {
+		var err error
+		select {
+		case err = <-errs[i]:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if err != nil {
+			if done < 0 {
+				done, first = i, err
+			}
+			continue
+		}
+		published = append(published, ids[i])
+		if sb := stored[ids[i]]; sb != nil {
+			o.m.republished.Add(float64(len(sb.Records)))
+		}
 	}
-	if err != nil {
-		return err
+	if done < 0 {
+		done = len(list)
 	}
-	o.m.republished.Add(float64(len(sb.Records)))
-	return o.store.MarkPublished(ctx, []int64{batch})
+	if err := o.store.MarkPublished(ctx, published); err != nil {
+		return 0, err
+	}
+	return done, first
 }

@@ -30,10 +30,14 @@ const (
 	// concurrent 4 MiB requests peak below 200 MiB of RSS, well under the pods'
 	// 512 MiB.
 	DefaultMaxInflight = 64 << 20
-	// DefaultDBTimeout bounds each transaction or group INSERT: a database that
-	// stops answering costs a request this long, then 503. Shorter than the
-	// senders' own timeouts (10 s and more).
-	DefaultDBTimeout = 5 * time.Second
+	// DefaultDBTimeout bounds a request's whole write (waiting for a connection,
+	// then the transaction or the group INSERT); each round trip of it is bounded
+	// more tightly by the store's statement timeout (5 s), so a database that
+	// stops answering costs a request at most that, then 503. Both are shorter
+	// than the senders' own timeouts (30 s for the send phase). It is long enough
+	// for route1 to commit a request of record.MaxBatch records one INSERT at a
+	// time on a busy database.
+	DefaultDBTimeout = 25 * time.Second
 	// maxErrorBody bounds an error response, whatever the input.
 	maxErrorBody = 1 << 10
 )
@@ -54,6 +58,12 @@ type Server struct {
 	m serverMetrics
 
 	handlers sync.WaitGroup // ingest requests between admission and their answer
+	// base ends when Close begins: the writes of requests still running then
+	// (stragglers past the HTTP server's shutdown grace) are abandoned and
+	// answered 503, never acknowledged, so a shutdown never waits on a database
+	// that stopped answering.
+	base     context.Context
+	stopBase context.CancelFunc
 
 	healthMu  sync.Mutex
 	healthAt  time.Time
@@ -98,6 +108,7 @@ type Config struct {
 func NewServer(cfg Config) (*Server, error) {
 	s := &Server{route: cfg.Route, tokens: cfg.Tokens, maxBody: cfg.MaxBody, maxFlight: cfg.MaxInflightBytes,
 		log: cfg.Log, ready: cfg.Ready, status: cfg.Status}
+	s.base, s.stopBase = context.WithCancel(context.Background())
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBody
 	}
@@ -178,6 +189,7 @@ func (s *Server) registerMetrics(reg prometheus.Registerer) {
 // not started by then are answered 503), and waits for their handlers. Call it
 // after the HTTP server has shut down, and before stopping the publisher.
 func (s *Server) Close(ctx context.Context) {
+	s.stopBase()
 	s.writer.Close(ctx)
 	s.handlers.Wait()
 }
@@ -282,7 +294,11 @@ func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request) {
 			recs[i].ID = record.ContentID(recs[i])
 		}
 	}
-	c, err := s.writer.Write(r.Context(), recs)
+	wctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stop := context.AfterFunc(s.base, cancel)
+	defer stop()
+	c, err := s.writer.Write(wctx, recs)
 	if err != nil {
 		switch {
 		case r.Context().Err() != nil:

@@ -3,7 +3,6 @@ package ingest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -66,9 +65,7 @@ func StartService(ctx context.Context, cfg ServiceConfig) (*Service, error) {
 	if cfg.DBTimeout <= 0 {
 		cfg.DBTimeout = DefaultDBTimeout
 	}
-	if g := cfg.Outbox.Grace; g > 0 && g < 2*cfg.DBTimeout {
-		return nil, fmt.Errorf("ingest: outbox grace %v must be at least twice the DB timeout %v (a batch is republished only once its commit is over)", g, cfg.DBTimeout)
-	}
+	cfg.Outbox.MaxWrite = cfg.DBTimeout
 	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Service{store: cfg.Store, own: cfg.OwnStore, cancel: cancel}
 	reg := NewRegistry()

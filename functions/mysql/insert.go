@@ -3,6 +3,7 @@ package mysql
 import (
 	"context"
 	"database/sql"
+	sqldriver "database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -99,11 +100,11 @@ var insertOne = insertSQL(1)
 // the route1 strategy (BEGIN, n INSERTs, COMMIT: n + 2 round trips).
 func (w *Writer) InsertEach(ctx context.Context, b Batch, recs []record.Record) (Result, error) {
 	var res Result
-	err := w.s.inTx(ctx, func(tx *sql.Tx) error {
+	err := w.s.inTx(ctx, func(exec execFunc, query queryFunc) error {
 		res = Result{}
 		a := make([]any, 0, nColumns)
 		for i := range recs {
-			r, err := tx.ExecContext(ctx, insertOne, rowArgs(a[:0], w.route, b, &recs[i])...)
+			r, err := exec(insertOne, rowArgs(a[:0], w.route, b, &recs[i])...)
 			if err != nil {
 				return fmt.Errorf("insert record %s: %w", recs[i].ID, err)
 			}
@@ -115,7 +116,7 @@ func (w *Writer) InsertEach(ctx context.Context, b Batch, recs []record.Record) 
 			return nil
 		}
 		var err error
-		res.Stored, err = storedCopies(ctx, tx, recs, res.NotInserted, b.ID)
+		res.Stored, err = storedCopies(query, recs, res.NotInserted, b.ID)
 		return err
 	})
 	return res, err
@@ -134,8 +135,12 @@ func (w *Writer) InsertMulti(ctx context.Context, b Batch, recs []record.Record)
 	}
 	var r sql.Result
 	err := retry(ctx, func() error {
+		// A large statement may take its server some time: a millisecond a row on
+		// top of the round trip's deadline (5 000 rows: 10 s with the default).
+		sctx, cancel := context.WithTimeout(ctx, w.s.stmtTimeout+time.Duration(len(recs))*time.Millisecond)
+		defer cancel()
 		var err error
-		r, err = w.s.db.ExecContext(ctx, insertSQL(len(recs)), a...)
+		r, err = w.s.db.ExecContext(sctx, insertSQL(len(recs)), a...)
 		return err
 	})
 	if err != nil {
@@ -145,7 +150,7 @@ func (w *Writer) InsertMulti(ctx context.Context, b Batch, recs []record.Record)
 		return Result{}, nil // every row was new: the common case costs nothing more
 	}
 	// Some ids were there already: rows of this batch are the new ones.
-	stored, err := storedCopies(ctx, w.s.db, recs, nil, b.ID)
+	stored, err := storedCopies(queryRecords(ctx, w.s.db, w.s.stmtTimeout), recs, nil, b.ID)
 	if err != nil {
 		return Result{}, err
 	}
@@ -175,13 +180,42 @@ func (w *Writer) InsertMulti(ctx context.Context, b Batch, recs []record.Record)
 	return res, nil
 }
 
-type querier interface {
+// execFunc and queryFunc run one statement, each with its own deadline; queryFunc
+// reads the rows (recordColumns) before its deadline ends.
+type (
+	execFunc  func(q string, args ...any) (sql.Result, error)
+	queryFunc func(q string, args ...any) ([]record.Record, error)
+)
+
+type rowsQuerier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// queryRecords returns a queryFunc on q with deadlines of d within ctx.
+func queryRecords(ctx context.Context, q rowsQuerier, d time.Duration) queryFunc {
+	return func(qs string, args ...any) ([]record.Record, error) {
+		sctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		rows, err := q.QueryContext(sctx, qs, args...)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		var out []record.Record
+		for rows.Next() {
+			r, err := scanRecord(rows)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, r)
+		}
+		return out, rows.Err()
+	}
 }
 
 // storedCopies reads the stored rows, written by another batch than ours, of the
 // ids of recs (of those at positions only, when given).
-func storedCopies(ctx context.Context, q querier, recs []record.Record, only []int, ours int64) (map[string]record.Record, error) {
+func storedCopies(query queryFunc, recs []record.Record, only []int, ours int64) (map[string]record.Record, error) {
 	ids := make([]any, 0, len(recs)+1)
 	if only != nil {
 		for _, i := range only {
@@ -197,20 +231,12 @@ func storedCopies(ctx context.Context, q querier, recs []record.Record, only []i
 		chunk := ids[start:min(start+1000, len(ids))]
 		qs := "SELECT " + recordColumns + " FROM records WHERE batch <> ? AND id IN (" +
 			strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",") + ")"
-		rows, err := q.QueryContext(ctx, qs, append([]any{ours}, chunk...)...)
+		recs, err := query(qs, append([]any{ours}, chunk...)...)
 		if err != nil {
 			return nil, fmt.Errorf("read stored copies of retried ids: %w", err)
 		}
-		for rows.Next() {
-			r, err := scanRecord(rows)
-			if err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("read stored copies of retried ids: %w", err)
-			}
+		for _, r := range recs {
 			out[r.ID] = r
-		}
-		if err := rows.Close(); err != nil {
-			return nil, fmt.Errorf("read stored copies of retried ids: %w", err)
 		}
 	}
 	return out, nil
@@ -241,8 +267,11 @@ func scanRecord(s scanner, extra ...any) (record.Record, error) {
 
 // inTx runs fn in a transaction and commits, retrying the whole transaction a few
 // times when MySQL reports a deadlock or lock wait timeout (safe: inserts are
-// idempotent).
-func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+// idempotent). Every statement, BEGIN and COMMIT included, has its own deadline
+// (the store's statement timeout), so a database that stops answering fails the
+// transaction within one such deadline however many statements it holds; ctx
+// bounds the whole.
+func (s *Store) inTx(ctx context.Context, fn func(execFunc, queryFunc) error) error {
 	return retry(ctx, func() error { return s.tryTx(ctx, fn) })
 }
 
@@ -266,18 +295,44 @@ func retry(ctx context.Context, op func() error) error {
 	return err
 }
 
-func (s *Store) tryTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+func (s *Store) tryTx(ctx context.Context, fn func(execFunc, queryFunc) error) (err error) {
+	// Getting a connection counts as a round trip too: in a partition, new
+	// connections stall in their handshake.
+	cctx, cancel := context.WithTimeout(ctx, s.stmtTimeout)
+	conn, err := s.db.Conn(cctx)
+	cancel()
 	if err != nil {
+		return fmt.Errorf("get a connection: %w", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			// Roll back, or, when even that fails, drop the connection: the pool
+			// must never get it back inside a transaction.
+			rctx, cancel := context.WithTimeout(context.Background(), s.stmtTimeout)
+			if _, rerr := conn.ExecContext(rctx, "ROLLBACK"); rerr != nil {
+				_ = conn.Raw(func(any) error { return sqldriver.ErrBadConn })
+			}
+			cancel()
+		}
+		conn.Close()
+	}()
+	exec := func(q string, args ...any) (sql.Result, error) {
+		sctx, cancel := context.WithTimeout(ctx, s.stmtTimeout)
+		defer cancel()
+		return conn.ExecContext(sctx, q, args...)
+	}
+	query := queryRecords(ctx, conn, s.stmtTimeout)
+	if _, err := exec("START TRANSACTION"); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
+	if err := fn(exec, query); err != nil {
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	if _, err := exec("COMMIT"); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	done = true
 	return nil
 }
 

@@ -41,19 +41,26 @@ type Config struct {
 	MaxOpenConns int
 	// Wait is how long Open keeps retrying an unreachable database (0: no retry).
 	Wait time.Duration
+	// StatementTimeout bounds each round trip of the writes (BEGIN, each INSERT,
+	// COMMIT): a database that stops answering fails a write within it, however
+	// many statements the write holds (0: DefaultStatementTimeout).
+	StatementTimeout time.Duration
 }
 
 // Network deadlines of every connection (a DSN may set its own).
 const (
 	DialTimeout = 5 * time.Second
 	IOTimeout   = 30 * time.Second
+	// DefaultStatementTimeout is Config.StatementTimeout's default.
+	DefaultStatementTimeout = 5 * time.Second
 )
 
 // Store is a migrated database handle.
 type Store struct {
-	db      *sql.DB
-	locks   *sql.DB
-	closeFn func() error
+	db          *sql.DB
+	stmtTimeout time.Duration
+	locks       *sql.DB
+	closeFn     func() error
 }
 
 // DB exposes the handle (for tests and reports).
@@ -141,7 +148,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &Store{}
+	st := &Store{stmtTimeout: cfg.StatementTimeout}
+	if st.stmtTimeout <= 0 {
+		st.stmtTimeout = DefaultStatementTimeout
+	}
 	if cfg.Instance != "" {
 		var opts []cloudsqlconn.Option
 		opts = append(opts, cloudsqlconn.WithLazyRefresh()) // Cloud Run / scale-to-zero friendly
@@ -176,6 +186,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	// small pool of their own so they never take one from the data pool.
 	st.locks = sql.OpenDB(conn)
 	st.locks.SetMaxOpenConns(2)
+	st.locks.SetMaxIdleConns(1)
 	max := cfg.MaxOpenConns
 	if max <= 0 {
 		max = 32

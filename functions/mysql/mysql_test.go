@@ -109,9 +109,10 @@ func TestInsertEachAndMultiStoreOnce(t *testing.T) {
 		t.Fatalf("by route for 3 ids: %v, %v", some, err)
 	}
 	// What MySQL holds is exactly what was sent, and says which batch stored it.
-	sb, err := st.ReadBatch(ctx, 1)
-	if err != nil || sb.Route != "route1" || !reflect.DeepEqual(sb.Records, a) {
-		t.Fatalf("batch 1 read back as %s %d records (%v); want route1 and the records sent", sb.Route, len(sb.Records), err)
+	got2, err := st.ReadBatches(ctx, []int64{1, 2, 99})
+	if err != nil || len(got2) != 2 || got2[1].Route != "route1" || !reflect.DeepEqual(got2[1].Records, a) ||
+		got2[2].Route != "route2" || len(got2[2].Records) != len(b) {
+		t.Fatalf("batches 1 and 2 read back as %+v (%v); want route1 with the records sent, and route2's", got2[1], err)
 	}
 }
 

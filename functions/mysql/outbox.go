@@ -77,23 +77,39 @@ type StoredBatch struct {
 	Records  []record.Record
 }
 
-// ReadBatch reads the rows of a batch.
-func (s *Store) ReadBatch(ctx context.Context, batch int64) (StoredBatch, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT "+recordColumns+", route, stored_at FROM records WHERE batch = ? ORDER BY id", batch)
+// ReadBatches reads the rows of the given batches, in one query.
+func (s *Store) ReadBatches(ctx context.Context, batches []int64) (map[int64]*StoredBatch, error) {
+	out := make(map[int64]*StoredBatch, len(batches))
+	if len(batches) == 0 {
+		return out, nil
+	}
+	a := make([]any, len(batches))
+	for i, b := range batches {
+		a[i] = b
+	}
+	rows, err := s.db.QueryContext(ctx, "SELECT "+recordColumns+", route, stored_at, batch FROM records WHERE batch IN ("+
+		strings.TrimSuffix(strings.Repeat("?,", len(batches)), ",")+") ORDER BY batch, id", a...)
 	if err != nil {
-		return StoredBatch{}, fmt.Errorf("read batch %d: %w", batch, err)
+		return nil, fmt.Errorf("read %d batches: %w", len(batches), err)
 	}
 	defer rows.Close()
-	var out StoredBatch
 	for rows.Next() {
-		r, err := scanRecord(rows, &out.Route, &out.StoredAt)
+		var route string
+		var at time.Time
+		var batch int64
+		r, err := scanRecord(rows, &route, &at, &batch)
 		if err != nil {
-			return StoredBatch{}, fmt.Errorf("read batch %d: %w", batch, err)
+			return nil, fmt.Errorf("read %d batches: %w", len(batches), err)
 		}
-		out.Records = append(out.Records, r)
+		sb := out[batch]
+		if sb == nil {
+			sb = &StoredBatch{Route: route, StoredAt: at}
+			out[batch] = sb
+		}
+		sb.Records = append(sb.Records, r)
 	}
 	if err := rows.Err(); err != nil {
-		return StoredBatch{}, fmt.Errorf("read batch %d: %w", batch, err)
+		return nil, fmt.Errorf("read %d batches: %w", len(batches), err)
 	}
 	return out, nil
 }
@@ -118,8 +134,9 @@ type Lease struct {
 }
 
 // Lead tries to take the named lock; it returns nil (and no error) when another
-// process holds it. The lease's connection comes from a pool of two kept for
-// locks, so a route pod uses at most its data pool's connections plus two.
+// process holds it. The lease's connection comes from a small pool kept for
+// locks, so a route pod holds at most its data pool's connections plus one (two
+// for a moment while a second attempt is refused).
 func (s *Store) Lead(ctx context.Context, name string) (*Lease, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

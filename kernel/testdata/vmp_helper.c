@@ -9,6 +9,10 @@
  *   vmp_helper stop          stop itself with raise(SIGSTOP) (no race with the
  *                            shell's fork/exec, unlike `cmd & kill -STOP $!`)
  *   vmp_helper spin          busy loop forever (one CPU at 100 %)
+ *   vmp_helper mt MIB        a busy multi-threaded process whose leader sleeps:
+ *                            touch MIB MiB, rename itself "vmp-mt", start one
+ *                            thread that spins and two that sleep, and sleep in
+ *                            the leader; prints "mt PID threads N"
  *   vmp_helper hog MIB       touch MIB MiB of memory, rename itself to a name that
  *                            needs JSON escaping, sleep: the largest user process
  *   vmp_helper bench FILE N  read FILE to its end N times (open, read, close) and
@@ -17,10 +21,11 @@
  *                            reap them, forever: processes appear, lose their mm
  *                            and become zombies while the modules walk the list
  *
- * Built with gcc -static by the test.
+ * Built with gcc -static -pthread by the test.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +75,36 @@ static int bench(const char *path, long n)
 	return 0;
 }
 
+static void *spin_thread(void *arg)
+{
+	volatile unsigned long x = 0;
+
+	(void)arg;
+	for (;;)
+		x++;
+	return NULL;
+}
+
+static void *sleep_thread(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static char *touch(size_t mib)
+{
+	size_t sz = mib << 20;
+	char *p = malloc(sz);
+
+	if (p)
+		memset(p, 1, sz);
+	/* Keep the compiler from dropping the unused allocation. */
+	__asm__ volatile("" : : "r"(p) : "memory");
+	return p;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
@@ -95,15 +130,28 @@ int main(int argc, char **argv)
 			x++;
 	}
 	if (!strcmp(cmd, "hog") && argc == 3) {
-		size_t sz = (size_t)atol(argv[2]) << 20;
-		char *p = malloc(sz);
-
-		if (!p)
+		if (!touch((size_t)atol(argv[2])))
 			return 1;
-		memset(p, 1, sz);
-		/* Keep the compiler from dropping the unused allocation. */
-		__asm__ volatile("" : : "r"(p) : "memory");
 		prctl(PR_SET_NAME, HOG_NAME, 0, 0, 0);
+		for (;;)
+			pause();
+	}
+	if (!strcmp(cmd, "mt") && argc == 3) {
+		void *(*body[])(void *) = { spin_thread, sleep_thread, sleep_thread };
+		pthread_t t;
+		unsigned int i;
+
+		if (!touch((size_t)atol(argv[2])))
+			return 1;
+		/* Threads take the name at creation: name the process first. */
+		prctl(PR_SET_NAME, "vmp-mt", 0, 0, 0);
+		for (i = 0; i < sizeof(body) / sizeof(body[0]); i++) {
+			if (pthread_create(&t, NULL, body[i], NULL)) {
+				perror("pthread_create");
+				return 1;
+			}
+		}
+		printf("mt %d threads %u\n", (int)getpid(), i + 1);
 		for (;;)
 			pause();
 	}
@@ -125,6 +173,6 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "bench") && argc == 4)
 		return bench(argv[2], atol(argv[3]));
-	fprintf(stderr, "usage: vmp_helper zombie|stop|spin|hog MIB|churn|bench FILE N\n");
+	fprintf(stderr, "usage: vmp_helper zombie|stop|spin|hog MIB|mt MIB|churn|bench FILE N\n");
 	return 2;
 }

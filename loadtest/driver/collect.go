@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/vmpulse/vmpulse/record"
 )
 
 // CollectConfig parameterizes phase 1.
@@ -36,8 +38,13 @@ type CollectResult struct {
 	Failures   int64             // requests that failed (transport error, non-200, not a valid record)
 	Duplicates int64             // records received again
 	Users      int               // users started
+	Started    time.Time
 	Elapsed    time.Duration
 	Stop       string // why it stopped: "records", "duration" or "canceled"
+	// VM is the vm of the first record (the agent's machine).
+	VM       string
+	Timeline []Second // per second: users, requests, failures, latency
+	Latency  Latency  // over all requests
 }
 
 // UniqueRatio is the share of received records that were new.
@@ -89,10 +96,13 @@ func Collect(ctx context.Context, cfg CollectConfig) (*CollectResult, error) {
 		runCtx, stopTimer = context.WithTimeoutCause(runCtx, cfg.Duration, errDuration)
 		defer stopTimer()
 	}
-	fail := func(reason string) {
+	start := time.Now()
+	rec := newRecorder(start, func() int { return int(running.Load()) })
+	fail := func(reason string, took time.Duration) {
 		if runCtx.Err() != nil {
 			return // aborted by the end of the phase, not a failure of the agent
 		}
+		rec.observe(took, true)
 		requests.Add(1)
 		failures.Add(1)
 		if cfg.Failure != nil {
@@ -132,29 +142,31 @@ func Collect(ctx context.Context, cfg CollectConfig) (*CollectResult, error) {
 	}
 	task := func(ctx context.Context) {
 		req := req0.Clone(ctx)
+		t0 := time.Now()
 		resp, err := cfg.Client.Do(req)
 		if err != nil {
-			fail(shortErr(err))
+			fail(shortErr(err), time.Since(t0))
 			return
 		}
 		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		resp.Body.Close()
+		took := time.Since(t0)
 		if err != nil {
-			fail(shortErr(err))
+			fail(shortErr(err), took)
 			return
 		}
 		if resp.StatusCode != http.StatusOK {
-			fail(fmt.Sprintf("HTTP %d: %s", resp.StatusCode, firstLine(body)))
+			fail(fmt.Sprintf("HTTP %d: %s", resp.StatusCode, firstLine(body)), took)
 			return
 		}
 		if err := add(body); err != nil {
-			fail(err.Error())
+			fail(err.Error(), took)
 			return
 		}
+		rec.observe(took, false)
 		requests.Add(1)
 	}
 
-	start := time.Now()
 	snapshot := func() Progress {
 		mu.Lock()
 		n := len(recs)
@@ -170,6 +182,7 @@ func Collect(ctx context.Context, cfg CollectConfig) (*CollectResult, error) {
 		report(stop, start, cfg.ProgressEvery, cfg.Progress, snapshot)
 		close(reported)
 	}()
+	go rec.run(stop)
 	runUsers(runCtx, cfg.Load, &running, task)
 	if errors.Is(context.Cause(runCtx), errDuration) {
 		stopWhy.Store("duration")
@@ -179,11 +192,28 @@ func Collect(ctx context.Context, cfg CollectConfig) (*CollectResult, error) {
 
 	mu.Lock()
 	defer mu.Unlock()
-	return &CollectResult{
+	res := &CollectResult{
 		Records: recs, Requests: requests.Load(), Failures: failures.Load(),
 		Duplicates: duplicates.Load(), Users: int(running.Load()),
-		Elapsed: time.Since(start), Stop: stopWhy.Load().(string),
-	}, nil
+		Started: start, Elapsed: time.Since(start), Stop: stopWhy.Load().(string),
+		Timeline: rec.timeline(), Latency: rec.latency(),
+	}
+	if len(recs) > 0 {
+		res.VM = VMOf(recs[0])
+	}
+	return res, nil
+}
+
+// VMOf is the vm a record names, or record.DefaultVMName (what the ingress stores)
+// when it names none.
+func VMOf(raw []byte) string {
+	var probe struct {
+		VM string `json:"vm"`
+	}
+	if json.Unmarshal(raw, &probe) != nil || probe.VM == "" {
+		return record.DefaultVMName
+	}
+	return probe.VM
 }
 
 var errDuration = errors.New("time limit reached")
@@ -206,4 +236,36 @@ func shortErr(err error) string {
 		return ue.Err.Error()
 	}
 	return err.Error()
+}
+
+// CollectAgents runs phase 1 against each agent of cfgs: all at once (each with its
+// own users) or one after another when sequential. cfgs[i].Progress gets Label set
+// to the agent's URL. Results are in cfgs order; an agent not polled (canceled
+// before its turn) has nil.
+func CollectAgents(ctx context.Context, cfgs []CollectConfig, sequential bool) ([]*CollectResult, error) {
+	out := make([]*CollectResult, len(cfgs))
+	errs := make([]error, len(cfgs))
+	one := func(i int) {
+		c := cfgs[i]
+		if p := c.Progress; p != nil {
+			label := c.AgentURL
+			c.Progress = func(pr Progress) { pr.Label = label; p(pr) }
+		}
+		out[i], errs[i] = Collect(ctx, c)
+	}
+	if sequential {
+		for i := range cfgs {
+			if ctx.Err() != nil {
+				break
+			}
+			one(i)
+		}
+	} else {
+		var wg sync.WaitGroup
+		for i := range cfgs {
+			wg.Go(func() { one(i) })
+		}
+		wg.Wait()
+	}
+	return out, errors.Join(errs...)
 }

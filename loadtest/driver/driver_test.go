@@ -206,9 +206,15 @@ func TestCollectTimeLimitAndSpawnRate(t *testing.T) {
 }
 
 func TestCollectCanceled(t *testing.T) {
-	srv, _ := fakeAgent(t, time.Millisecond, false)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	srv, hits := fakeAgent(t, time.Millisecond, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	go func() { // cancel once the users are polling, however slow the machine
+		for hits.Load() < 20 && ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+	}()
 	res, err := Collect(ctx, CollectConfig{AgentURL: srv.URL, Load: Load{Users: 5, Wait: Wait{time.Millisecond, time.Millisecond}}, Records: 1e6})
 	if err != nil || res.Stop != "canceled" || len(res.Records) == 0 {
 		t.Fatalf("res=%+v err=%v", res, err)
@@ -430,13 +436,14 @@ func TestSendTimeLimitLeavesRestUnsent(t *testing.T) {
 	var commits atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
-		time.Sleep(30 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 		commits.Add(1)
 		w.WriteHeader(http.StatusCreated)
 	}))
 	defer srv.Close()
+	// 5 users × 1.5 s / 50 ms: at most 150 of the 200 records, and some even on a busy machine.
 	res, err := Send(context.Background(), SendConfig{
-		IngressURL: srv.URL, Load: Load{Users: 5, Wait: Wait{0, 0}}, Records: items, Duration: 200 * time.Millisecond,
+		IngressURL: srv.URL, Load: Load{Users: 5, Wait: Wait{0, 0}}, Records: items, Duration: 1500 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -49,9 +49,10 @@ func Key(raw []byte) (key string, err error) {
 	return record.ContentID(r), nil
 }
 
-// ParseRecords splits a JSON array of records (or one record) into items. It fails only
-// when the data is not JSON of that shape; records that break the contract are returned
-// with Item.Err set.
+// ParseRecords splits a JSON array of records (or one record), as the agent serves
+// them, into items, as they are (no unit conversion: see ParseRecordsFile for
+// files). It fails only when the data is not JSON of that shape; records that break
+// the contract are returned with Item.Err set.
 func ParseRecords(data []byte) ([]Item, error) {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
@@ -80,19 +81,6 @@ func ParseRecords(data []byte) ([]Item, error) {
 	return items, nil
 }
 
-// ReadFile reads a records file (see WriteFile; any JSON array of records works).
-func ReadFile(path string) ([]Item, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	items, err := ParseRecords(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return items, nil
-}
-
 // EncodeRecords lays records out as the records file does: a JSON array with one
 // compact record per line.
 func EncodeRecords(recs []json.RawMessage) []byte {
@@ -115,10 +103,12 @@ func EncodeRecords(recs []json.RawMessage) []byte {
 // synced, then renamed over path, so that a reader never sees half a file. Missing
 // directories are created.
 func WriteFile(path string, recs []json.RawMessage) error {
-	return writeAtomic(path, EncodeRecords(recs))
+	return WriteFileAtomic(path, EncodeRecords(recs))
 }
 
-func writeAtomic(path string, data []byte) error {
+// WriteFileAtomic writes data to path through a synced temporary file in the same
+// directory renamed over it (directories are created).
+func WriteFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err

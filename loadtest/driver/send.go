@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"container/heap"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,10 @@ type SendConfig struct {
 	IngressURL string // base URL of the ingress; records go to IngressURL + "/ingest"
 	Load
 	Records []Item
+	// Token is sent as "Authorization: Bearer <Token>" (none when empty: an open
+	// ingress). A 401 or 403 stops the phase at once: every other record would get
+	// the same answer.
+	Token string
 
 	MaxAttempts int           // attempts per record before giving up; default 10
 	Backoff     time.Duration // delay before the first retry, doubled each time; default 500ms
@@ -75,8 +80,30 @@ type SendResult struct {
 	Failures  int64 // retryable failed requests (each was retried or led to a give-up)
 	Retries   int64 // requests that resent a record
 	Users     int
+	Started   time.Time
 	Elapsed   time.Duration
-	Stop      string // "done", "duration" or "canceled"
+	Stop      string // "done", "duration", "canceled" or "unauthorized"
+	// Unauthorized is the ingress's answer when it refused the token (Stop is then
+	// "unauthorized").
+	Unauthorized string
+	// Routes are the committed records per route, as the 201 bodies name it
+	// ("unknown" when a body names none), with the commit latency they report.
+	Routes   map[string]*RouteStats
+	Timeline []Second
+	Latency  Latency
+}
+
+// RouteStats is what the 201 bodies of one route said.
+type RouteStats struct {
+	Records  int       // records acknowledged by this route
+	CommitMS []float64 // the body's commit_ms, one per acknowledged request
+}
+
+// ack is the part of a 201 body the sender aggregates.
+type ack struct {
+	Route    string   `json:"route"`
+	CommitMS *float64 `json:"commit_ms"`
+	Stored   int      `json:"stored"`
 }
 
 // Complete reports whether every record was committed.
@@ -256,8 +283,13 @@ func Send(ctx context.Context, cfg SendConfig) (*SendResult, error) {
 
 	q := newQueue(cfg.Records)
 	var requests, failures, retries, running atomic.Int64
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	start := time.Now()
+	rec := newRecorder(start, func() int { return int(running.Load()) })
+	var routesMu sync.Mutex
+	routes := map[string]*RouteStats{}
+	var unauthorized atomic.Value
 	if cfg.Duration > 0 {
 		var stopTimer context.CancelFunc
 		runCtx, stopTimer = context.WithTimeoutCause(runCtx, cfg.Duration, errDuration)
@@ -266,7 +298,7 @@ func Send(ctx context.Context, cfg SendConfig) (*SendResult, error) {
 	go func() {
 		select {
 		case <-q.done:
-			cancel()
+			cancel(nil)
 		case <-runCtx.Done():
 		}
 	}()
@@ -298,15 +330,21 @@ func Send(ctx context.Context, cfg SendConfig) (*SendResult, error) {
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ingestURL, bytes.NewReader(j.item.Raw))
 		req.Header.Set("Content-Type", "application/json")
+		if cfg.Token != "" {
+			req.Header.Set("Authorization", "Bearer "+cfg.Token)
+		}
 		// No Idempotency-Key header, although the ingress is idempotent on the id:
 		// with one, net/http would silently resend on a reused connection that broke,
 		// and the failure would not be counted.
+		t0 := time.Now()
 		resp, err := cfg.Client.Do(req)
 		var status int
 		var msg string
+		var body []byte
 		var retryAfter time.Duration
 		if err == nil {
-			body, rerr := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+			var rerr error
+			body, rerr = io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
 			status, msg = resp.StatusCode, firstLine(body)
 			retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))
@@ -314,14 +352,41 @@ func Send(ctx context.Context, cfg SendConfig) (*SendResult, error) {
 				err = rerr // acknowledged but cut off: resend to be sure (idempotent)
 			}
 		}
+		took := time.Since(t0)
 		if ctx.Err() != nil {
 			q.abort(j) // the phase ended under this request: not the server's failure
 			return
 		}
+		if err == nil && (status == http.StatusUnauthorized || status == http.StatusForbidden) {
+			q.abort(j)
+			if msg == "" {
+				msg = http.StatusText(status)
+			}
+			unauthorized.CompareAndSwap(nil, fmt.Sprintf("HTTP %d: %s", status, msg))
+			cancel(errUnauthorized)
+			return
+		}
 		requests.Add(1)
+		rec.observe(took, !(err == nil && status >= 200 && status < 300))
 		switch {
 		case err == nil && status >= 200 && status < 300:
 			q.commit(j)
+			var a ack
+			_ = json.Unmarshal(body, &a)
+			if a.Route == "" {
+				a.Route = "unknown"
+			}
+			routesMu.Lock()
+			rs := routes[a.Route]
+			if rs == nil {
+				rs = &RouteStats{}
+				routes[a.Route] = rs
+			}
+			rs.Records += max(a.Stored, 1)
+			if a.CommitMS != nil {
+				rs.CommitMS = append(rs.CommitMS, *a.CommitMS)
+			}
+			routesMu.Unlock()
 		case err == nil && status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests:
 			if msg == "" {
 				msg = http.StatusText(status)
@@ -345,7 +410,6 @@ func Send(ctx context.Context, cfg SendConfig) (*SendResult, error) {
 		}
 	}
 
-	start := time.Now()
 	snapshot := func() Progress {
 		q.mu.Lock()
 		defer q.mu.Unlock()
@@ -361,6 +425,7 @@ func Send(ctx context.Context, cfg SendConfig) (*SendResult, error) {
 		report(stop, start, cfg.ProgressEvery, cfg.Progress, snapshot)
 		close(reported)
 	}()
+	go rec.run(stop)
 	select {
 	case <-q.done: // nothing to send
 	default:
@@ -371,15 +436,20 @@ func Send(ctx context.Context, cfg SendConfig) (*SendResult, error) {
 
 	res := &SendResult{
 		Requests: requests.Load(), Failures: failures.Load(), Retries: retries.Load(),
-		Users: int(running.Load()), Elapsed: time.Since(start),
+		Users: int(running.Load()), Started: start, Elapsed: time.Since(start),
+		Routes: routes, Timeline: rec.timeline(), Latency: rec.latency(),
 	}
 	select {
 	case <-q.done:
 		res.Stop = "done"
 	default:
 		res.Stop = "canceled"
-		if errors.Is(context.Cause(runCtx), errDuration) {
+		switch cause := context.Cause(runCtx); {
+		case errors.Is(cause, errDuration):
 			res.Stop = "duration"
+		case errors.Is(cause, errUnauthorized):
+			res.Stop = "unauthorized"
+			res.Unauthorized, _ = unauthorized.Load().(string)
 		}
 	}
 	q.mu.Lock()
@@ -392,6 +462,8 @@ func Send(ctx context.Context, cfg SendConfig) (*SendResult, error) {
 	res.Unsent = q.unsent()
 	return res, nil
 }
+
+var errUnauthorized = errors.New("the ingress refused the token")
 
 // endpoint appends path to base unless base already ends with it.
 func endpoint(base, path string) string {
@@ -410,4 +482,64 @@ func parseRetryAfter(v string) time.Duration {
 		return min(time.Duration(s)*time.Second, time.Minute)
 	}
 	return 0
+}
+
+// VMGroup is the records of one VM.
+type VMGroup struct {
+	VM    string
+	Items []Item
+}
+
+// GroupByVM splits items by the vm they name (VMOf), VMs in order of first
+// appearance, records in file order.
+func GroupByVM(items []Item) []VMGroup {
+	idx := map[string]int{}
+	var groups []VMGroup
+	for _, it := range items {
+		vm := VMOf(it.Raw)
+		i, ok := idx[vm]
+		if !ok {
+			i = len(groups)
+			idx[vm] = i
+			groups = append(groups, VMGroup{VM: vm})
+		}
+		groups[i].Items = append(groups[i].Items, it)
+	}
+	return groups
+}
+
+// SendGroups runs phase 2 for each group with cfg (its Records replaced by the
+// group's): all at once, each with cfg.Users users, or one after another when
+// sequential. cfg.Progress gets each group's snapshots with Label set to its VM.
+// Results are in group order; a group not run (canceled before its turn) has nil.
+func SendGroups(ctx context.Context, cfg SendConfig, groups []VMGroup, sequential bool) ([]*SendResult, error) {
+	out := make([]*SendResult, len(groups))
+	errs := make([]error, len(groups))
+	one := func(i int) {
+		c := cfg
+		c.Records = groups[i].Items
+		if cfg.Progress != nil {
+			label := groups[i].VM
+			c.Progress = func(p Progress) { p.Label = label; cfg.Progress(p) }
+		}
+		out[i], errs[i] = Send(ctx, c)
+	}
+	if sequential {
+		for i := range groups {
+			if ctx.Err() != nil {
+				break
+			}
+			one(i)
+			if out[i] != nil && out[i].Stop == "unauthorized" {
+				break
+			}
+		}
+	} else {
+		var wg sync.WaitGroup
+		for i := range groups {
+			wg.Go(func() { one(i) })
+		}
+		wg.Wait()
+	}
+	return out, errors.Join(errs...)
 }

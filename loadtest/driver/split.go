@@ -8,8 +8,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-
-	"github.com/vmpulse/vmpulse/functions/split"
 )
 
 // Routes are the two ingest routes the split divides records between, 50/50.
@@ -108,7 +106,7 @@ func Split(ctx context.Context, db *sql.DB, items []Item, alpha float64) (*Split
 		obs[i] = int64(rep.PerRoute[r])
 		w[i] = 1
 	}
-	rep.ChiSquare, rep.P = split.ChiSquare(obs, w)
+	rep.ChiSquare, rep.P = ChiSquare(obs, w)
 	rep.Consistent = rep.P >= alpha
 	return rep, nil
 }

@@ -153,6 +153,7 @@ func NewClient(users int, timeout time.Duration) *http.Client {
 // Progress is a snapshot of a running phase, given to the progress callback.
 type Progress struct {
 	Phase     string // "collect" or "send"
+	Label     string // the agent (collect) or VM (send) when a phase runs for several
 	Elapsed   time.Duration
 	Users     int     // users started so far
 	Requests  int64   // requests finished (any outcome)
@@ -171,8 +172,12 @@ type Progress struct {
 }
 
 func (p Progress) String() string {
+	phase := p.Phase
+	if p.Label != "" {
+		phase += " " + p.Label
+	}
 	s := fmt.Sprintf("%s %6.1fs users=%d records=%d/%d requests=%d req/s=%.1f failures=%d",
-		p.Phase, p.Elapsed.Seconds(), p.Users, p.Records, p.Target, p.Requests, p.ReqPerSec, p.Failures)
+		phase, p.Elapsed.Seconds(), p.Users, p.Records, p.Target, p.Requests, p.ReqPerSec, p.Failures)
 	if p.Phase == "collect" {
 		s += fmt.Sprintf(" duplicates=%d", p.Duplicates)
 	} else {

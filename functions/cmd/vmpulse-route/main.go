@@ -22,6 +22,7 @@ import (
 	"github.com/vmpulse/vmpulse/internal/flagenv"
 	"github.com/vmpulse/vmpulse/internal/httpserve"
 	"github.com/vmpulse/vmpulse/internal/logging"
+	"github.com/vmpulse/vmpulse/internal/memlimit"
 	"github.com/vmpulse/vmpulse/internal/pprofserve"
 )
 
@@ -69,14 +70,15 @@ func parse(args []string) (config, error) {
 	fs.String(&c.db.Database, "db-name", "DB_NAME", "vmpulse", "database name (when the DSN names none)")
 	fs.Duration(&c.db.Wait, "db-wait", "DB_WAIT", 60*time.Second, "how long to keep retrying an unreachable database at start")
 	fs.Int(&c.db.MaxOpenConns, "db-conns", "DB_CONNS", 32, "maximum open database connections")
-	fs.Duration(&c.dbTimeout, "db-timeout", "DB_TIMEOUT", ingest.DefaultDBTimeout, "deadline of each transaction or group commit; past it the request gets 503 + Retry-After")
+	fs.Duration(&c.dbTimeout, "db-timeout", "DB_TIMEOUT", ingest.DefaultDBTimeout, "deadline of a request's whole write (a transaction, or a group commit); past it the request gets 503 + Retry-After")
+	fs.Duration(&c.db.StatementTimeout, "db-statement-timeout", "DB_STATEMENT_TIMEOUT", mysql.DefaultStatementTimeout, "deadline of each round trip of a write (BEGIN, INSERT, COMMIT): how long a database that stops answering can hold a request")
 	fs.String(&c.project, "project", "PUBSUB_PROJECT", os.Getenv("GOOGLE_CLOUD_PROJECT"), "Google Cloud project of the topic (when unset: $GOOGLE_CLOUD_PROJECT)")
 	fs.String(&c.topic, "topic", "PUBSUB_TOPIC", "vmpulse-records", "Pub/Sub topic committed records are published to")
 	fs.String(&c.emulator, "pubsub-emulator", "PUBSUB_EMULATOR_HOST", "", "host:port of a Pub/Sub emulator (no credentials)")
 	fs.Bool(&c.createTopic, "create-topic", "PUBSUB_CREATE_TOPIC", false, "create the topic if it is missing (always on with an emulator)")
 	fs.Bool(&c.noPubsub, "no-pubsub", "NO_PUBSUB", false, "store only, publish nothing (for benchmarks of MySQL alone)")
 	fs.Duration(&c.heartbeat, "heartbeat", "HEARTBEAT_INTERVAL", 5*time.Second, "how often this instance publishes a heartbeat for the relays")
-	fs.Duration(&c.outbox.Grace, "outbox-grace", "OUTBOX_GRACE", 30*time.Second, "age at which a committed batch not known to be published is published again from MySQL")
+	fs.Duration(&c.outbox.Grace, "outbox-grace", "OUTBOX_GRACE", 15*time.Second, "age at which a committed batch not known to be published is published again from MySQL (at least 10s, a publication's retry window)")
 	fs.Duration(&c.outbox.Lookback, "outbox-lookback", "OUTBOX_LOOKBACK", 30*time.Minute, "how far back the outbox looks for unpublished batches when it starts")
 	fs.Int64(&c.maxBody, "max-body", "MAX_BODY_BYTES", ingest.DefaultMaxBody, "largest accepted request body, bytes (413 above)")
 	fs.Int64(&c.maxInflight, "max-inflight-bytes", "MAX_INFLIGHT_BYTES", ingest.DefaultMaxInflight, "request bodies held at once, bytes (429 + Retry-After above)")
@@ -112,8 +114,10 @@ func parse(args []string) (config, error) {
 		return c, fmt.Errorf("-batch-writers %d: must be within 1..64", c.writers)
 	case c.dbTimeout < 100*time.Millisecond || c.dbTimeout > time.Minute:
 		return c, fmt.Errorf("-db-timeout %v: must be within 100ms..1m", c.dbTimeout)
-	case c.outbox.Grace < 2*c.dbTimeout:
-		return c, fmt.Errorf("-outbox-grace %v: must be at least twice -db-timeout (%v)", c.outbox.Grace, c.dbTimeout)
+	case c.db.StatementTimeout < 100*time.Millisecond || c.db.StatementTimeout > c.dbTimeout:
+		return c, fmt.Errorf("-db-statement-timeout %v: must be within 100ms..-db-timeout (%v)", c.db.StatementTimeout, c.dbTimeout)
+	case c.outbox.Grace < 10*time.Second:
+		return c, fmt.Errorf("-outbox-grace %v: must be at least 10s (a publication retries that long)", c.outbox.Grace)
 	case c.heartbeat < time.Second:
 		return c, fmt.Errorf("-heartbeat %v: must be at least 1s", c.heartbeat)
 	}
@@ -134,6 +138,9 @@ func run(args []string, log *slog.Logger) error {
 		return err
 	}
 	log = log.With("route", c.strategy)
+	if soft := memlimit.Set(); soft > 0 {
+		log.Info("Go memory limit set below the container's", "soft_limit_mib", soft>>20)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {

@@ -19,9 +19,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vmpulse/vmpulse/agent"
 	"github.com/vmpulse/vmpulse/internal/flagenv"
 	"github.com/vmpulse/vmpulse/local"
+	"github.com/vmpulse/vmpulse/record"
 )
 
 func main() {
@@ -53,8 +53,8 @@ func run(args []string, log *slog.Logger) error {
 	fs.String(&c.Project, "project", "PUBSUB_PROJECT", "vmpulse-local", "Pub/Sub project")
 	fs.String(&c.Topic, "topic", "PUBSUB_TOPIC", "vmpulse-records", "Pub/Sub topic")
 	fs.String(&c.DBName, "db-name", "DB_NAME", "vmpulse", "database name")
-	fs.String(&c.VM, "vm", "VM_NAME", agent.VMName(host), "name of this machine in its records")
-	fs.Duration(&c.AgentInterval, "agent-interval", "SAMPLE_INTERVAL", 90*time.Millisecond, "time between agent samples: 90ms yields the assignment's ~2000 unique samples in a 3-minute collection (10ms gives 100/s)")
+	fs.String(&c.VM, "vm", "VM_NAME", record.VMName(host), "name of this machine in its records")
+	fs.Duration(&c.AgentInterval, "agent-interval", "SAMPLE_INTERVAL", 80*time.Millisecond, "time between agent samples: 80ms yields the assignment's ~2000 unique samples in a 3-minute collection with its ramp-up (10ms gives 100/s)")
 	fs.Duration(&c.FeedInterval, "feed-interval", "FEED_INTERVAL", time.Second, "how often the built-in feeder posts the agent's latest sample (the live view without other load)")
 	fs.String(&tokenFile, "token-file", "INGEST_TOKEN_FILE", ".vmpulse/ingest-token", "file with the ingest token the routes accept; created with a fresh random token when missing")
 	fs.String(&c.AgentSource, "agent-source", "AGENT_SOURCE", "auto", "agent source: auto, kmod or procfs")
@@ -92,6 +92,15 @@ func run(args []string, log *slog.Logger) error {
 	st, err := local.Start(ctx, c)
 	if err != nil {
 		return err
+	}
+	// Tell the load commands where the agents are (make load reads this file).
+	agentsFile := filepath.Join(filepath.Dir(tokenFile), "agents")
+	var urls []string
+	for _, a := range st.Addrs.Agents {
+		urls = append(urls, "http://"+a)
+	}
+	if err := os.WriteFile(agentsFile, []byte(strings.Join(urls, "\n")+"\n"), 0o644); err != nil {
+		log.Warn("could not write the agents' addresses for make load", "file", agentsFile, "err", err)
 	}
 	printWhere(c, st.Addrs, tokenFile)
 	go progress(ctx, st, log)
