@@ -40,6 +40,8 @@ const (
 	restartOverlap = 30 * time.Second
 	// minRestartGap separates restarts after a receive loop ended with an error.
 	minRestartGap = 5 * time.Second
+	// restartRetry bounds a restart attempt, and separates failed ones.
+	restartRetry  = 5 * time.Second
 	adminTimeout  = 10 * time.Second
 	deleteTimeout = 3 * time.Second
 )
@@ -285,15 +287,20 @@ func (s *Service) restart(reason string) {
 	if s.cfg.Replay > 0 && from.Before(now.Add(-s.cfg.Replay)) {
 		from = now.Add(-s.cfg.Replay)
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, 2*adminTimeout)
-	defer cancel()
+	ctx, cancel := context.WithTimeout(s.ctx, restartRetry)
 	sub, err := pubsub.CreateInstanceSubscription(ctx, s.cfg.Client, s.cfg.Topic, id)
+	cancel()
 	if err != nil {
 		s.m.restartFailures.Inc()
-		s.cfg.Log.Error("could not restart the receive loop; will try again", "reason", reason, "err", err)
+		// Pub/Sub is likely unreachable: try again soon, so that receiving resumes
+		// within seconds of its return rather than a whole -stall-after later.
+		s.lastRestart.Store(now.Add(restartRetry - s.cfg.StallAfter).UnixNano())
+		s.cfg.Log.Error("could not restart the receive loop; will try again", "reason", reason, "err", err, "retry_in", restartRetry.String())
 		return
 	}
 	if !from.IsZero() {
+		ctx, cancel := context.WithTimeout(s.ctx, adminTimeout)
+		defer cancel()
 		if err := pubsub.SeekToTime(ctx, s.cfg.Client, sub, from); err != nil {
 			s.cfg.Log.Warn("restarted subscription not sought back: messages of the stall may be missing", "err", err)
 		}
