@@ -27,36 +27,38 @@ import (
 //
 // With create (emulators; in Google Cloud Terraform owns the topic) a missing
 // topic is created with retention, and an existing topic that retains less is
-// updated: only messages published after the update are retained then (measured
-// on the Java emulator).
-func EnsureRetainingTopic(ctx context.Context, c *gps.Client, topic string, create bool, retention time.Duration) (time.Duration, error) {
+// updated, which updated reports. Beware: the Java emulator accepts the update
+// and reports the new retention, but a Seek then replays nothing, neither what
+// was published before the update nor after it (measured). Only a topic created
+// with retention replays there, so whoever creates the topic first must give it.
+func EnsureRetainingTopic(ctx context.Context, c *gps.Client, topic string, create bool, retention time.Duration) (have time.Duration, updated bool, err error) {
 	name := TopicName(c.Project(), topic)
 	t, err := c.TopicAdminClient.GetTopic(ctx, &pubsubpb.GetTopicRequest{Topic: name})
 	switch {
 	case err == nil:
 		have := t.GetMessageRetentionDuration().AsDuration()
 		if have >= retention || !create {
-			return have, nil
+			return have, false, nil
 		}
 		_, err = c.TopicAdminClient.UpdateTopic(ctx, &pubsubpb.UpdateTopicRequest{
 			Topic:      &pubsubpb.Topic{Name: name, MessageRetentionDuration: durationpb.New(retention)},
 			UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"message_retention_duration"}},
 		})
 		if err != nil {
-			return have, fmt.Errorf("pubsub: set the message retention of topic %s to %v: %w", name, retention, err)
+			return have, false, fmt.Errorf("pubsub: set the message retention of topic %s to %v: %w", name, retention, err)
 		}
-		return retention, nil
+		return retention, true, nil
 	case status.Code(err) != codes.NotFound || !create:
-		return 0, fmt.Errorf("pubsub: topic %s: %w", name, err)
+		return 0, false, fmt.Errorf("pubsub: topic %s: %w", name, err)
 	}
 	_, err = c.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: name, MessageRetentionDuration: durationpb.New(retention)})
 	if status.Code(err) == codes.AlreadyExists { // created meanwhile by a route
 		return EnsureRetainingTopic(ctx, c, topic, create, retention)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("pubsub: create topic %s: %w", name, err)
+		return 0, false, fmt.Errorf("pubsub: create topic %s: %w", name, err)
 	}
-	return retention, nil
+	return retention, false, nil
 }
 
 // CreateInstanceSubscription creates a subscription that belongs to one relay

@@ -27,24 +27,24 @@ func TestRetentionAndSeekReplay(t *testing.T) {
 	}
 	defer c.Close()
 	topic := testenv.Unique("retain")
-	if _, err := EnsureRetainingTopic(ctx, c, topic, false, 20*time.Minute); err == nil {
+	if _, _, err := EnsureRetainingTopic(ctx, c, topic, false, 20*time.Minute); err == nil {
 		t.Fatal("a missing topic was accepted without create")
 	}
-	if d, err := EnsureRetainingTopic(ctx, c, topic, true, 20*time.Minute); err != nil || d != 20*time.Minute {
+	if d, up, err := EnsureRetainingTopic(ctx, c, topic, true, 20*time.Minute); err != nil || d != 20*time.Minute || up {
 		t.Fatalf("create: %v %v", d, err)
 	}
-	if d, err := EnsureRetainingTopic(ctx, c, topic, false, time.Hour); err != nil || d != 20*time.Minute {
+	if d, up, err := EnsureRetainingTopic(ctx, c, topic, false, time.Hour); err != nil || d != 20*time.Minute || up {
 		t.Fatalf("existing topic without create: %v %v, want its 20m", d, err)
 	}
 	bare := testenv.Unique("bare")
 	if err := EnsureTopic(ctx, c, bare, true); err != nil {
 		t.Fatal(err)
 	}
-	if d, err := EnsureRetainingTopic(ctx, c, bare, false, 20*time.Minute); err != nil || d != 0 {
+	if d, up, err := EnsureRetainingTopic(ctx, c, bare, false, 20*time.Minute); err != nil || d != 0 || up {
 		t.Fatalf("bare topic: %v %v, want 0", d, err)
 	}
-	if d, err := EnsureRetainingTopic(ctx, c, bare, true, 20*time.Minute); err != nil || d != 20*time.Minute {
-		t.Fatalf("bare topic with create: %v %v, want it updated", d, err)
+	if d, up, err := EnsureRetainingTopic(ctx, c, bare, true, 20*time.Minute); err != nil || d != 20*time.Minute || !up {
+		t.Fatalf("bare topic with create: %v %v %v, want it updated", d, up, err)
 	}
 
 	pub := c.Publisher(topic)

@@ -264,7 +264,7 @@ func TestSlowClientIsDroppedAndDoesNotStallOthers(t *testing.T) {
 // frames it needs is told to come back later (close 1013) once its writer can
 // write again.
 func TestSlowReaderGets1013(t *testing.T) {
-	h, srv, _ := newHubServer(t, HubConfig{History: 1, ClientQueue: 16}, Options{})
+	h, srv, _ := newHubServer(t, HubConfig{History: 1, ClientQueue: 16, RingBytes: 1 << 20}, Options{})
 	h.stuck.Store(int64(time.Minute)) // the writer is not cut off while blocked
 	// A small receive buffer, so that the relay's writes block soon.
 	nd := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error { // before connecting: the window is set then
@@ -279,13 +279,14 @@ func TestSlowReaderGets1013(t *testing.T) {
 	}
 	defer c.Close()
 	read(t, c)
-	// 6 MB while the client does not read: more than the socket buffers take,
-	// so the writer blocks, and far more than the ring holds (16 records).
-	pad := strings.Repeat("x", 150<<10)
-	for i := 0; i < 40; i++ {
+	// One 300 KB frame per tick, 7 MB in all, while the client does not read:
+	// the socket buffers (4 MB at most here) fill, the writer blocks, and the
+	// ring (1 MB: three frames) moves past the frames it needs next.
+	pad := strings.Repeat("x", 300<<10)
+	for i := 0; i < 24; i++ {
 		id := fmt.Sprint("r", i)
 		h.Add(id, Item{Route: "route1", Record: json.RawMessage(`{"id":"` + id + `","pad":"` + pad + `"}`)})
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(flushEvery + 10*time.Millisecond)
 	}
 	time.Sleep(200 * time.Millisecond)
 	for {

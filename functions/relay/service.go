@@ -70,6 +70,11 @@ type Config struct {
 	Hub          HubConfig
 	WS           Options
 	Log          *slog.Logger
+
+	// heartbeatFloor bounds the heartbeat pace learnt from an instance from
+	// below (0: a second), so that two heartbeats sent close together cannot
+	// make every ordinary interval look like a gap. Tests lower it.
+	heartbeatFloor time.Duration
 }
 
 // Service is one relay instance: its subscription and the loop that receives
@@ -85,12 +90,20 @@ type Service struct {
 	lastMsg     atomic.Int64 // arrival of the last message of any kind (unix ns)
 	lastPublish atomic.Int64 // the latest publish time seen (server clock, unix ns)
 	lastRestart atomic.Int64 // the last start or restart attempt of the receive loop
+	retryAt     atomic.Int64 // no restart before this (unix ns): the last attempt failed
 	undecodable atomic.Int64
 	restarts    atomic.Int64
 
 	ctx       context.Context // the service's life; Close cancels it
 	cancel    context.CancelFunc
 	watchDone chan struct{}
+
+	hbMu sync.Mutex
+	hb   map[string]*hbState // route instance → its heartbeats
+
+	reqMu sync.Mutex
+	req   *restartRequest // a restart asked for by handle, for watch to do
+	reqc  chan struct{}
 
 	mu      sync.Mutex
 	gen     int
@@ -122,20 +135,29 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.SetupTimeout <= 0 {
 		cfg.SetupTimeout = DefaultSetupTimeout
 	}
+	if cfg.heartbeatFloor <= 0 {
+		cfg.heartbeatFloor = time.Second
+	}
 	if cfg.Hub.HistoryAge == 0 {
 		cfg.Hub.HistoryAge = cfg.Replay
 	}
-	s := &Service{cfg: cfg, reg: prometheus.NewRegistry(), retired: map[string]bool{}, watchDone: make(chan struct{})}
+	s := &Service{cfg: cfg, reg: prometheus.NewRegistry(), retired: map[string]bool{}, watchDone: make(chan struct{}),
+		hb: map[string]*hbState{}, reqc: make(chan struct{}, 1)}
 
 	setup, cancel := context.WithTimeout(ctx, cfg.SetupTimeout)
 	defer cancel()
 	var retains time.Duration
+	var updated bool
 	err := s.retry(setup, "check the topic", func(ctx context.Context) (err error) {
-		retains, err = pubsub.EnsureRetainingTopic(ctx, cfg.Client, cfg.Topic, cfg.CreateTopic, max(cfg.Replay+5*time.Minute, minTopicRetention))
+		retains, updated, err = pubsub.EnsureRetainingTopic(ctx, cfg.Client, cfg.Topic, cfg.CreateTopic, max(cfg.Replay+5*time.Minute, minTopicRetention))
 		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	if updated {
+		cfg.Log.Warn("the topic had no message retention; the relay set it, but the Pub/Sub emulator does not replay a topic whose retention was set after its creation: create the topic with retention",
+			"topic", cfg.Topic, "retention", retains.String())
 	}
 	if cfg.Replay > 0 && retains < cfg.Replay {
 		cfg.Log.Warn("the topic retains messages for less than the replay window: a new instance starts with less history",
@@ -241,8 +263,12 @@ func (s *Service) watch() {
 		case <-s.ctx.Done():
 			return
 		case <-t.C:
+		case <-s.reqc:
 		}
 		now := time.Now()
+		if now.UnixNano() < s.retryAt.Load() { // a restart just failed
+			continue
+		}
 		sinceRestart := now.Sub(time.Unix(0, s.lastRestart.Load()))
 		s.mu.Lock()
 		cur := s.cur
@@ -250,28 +276,43 @@ func (s *Service) watch() {
 		select {
 		case <-cur.done:
 			if sinceRestart >= minRestartGap {
-				s.restart("the receive loop ended")
+				s.restart("the receive loop ended", time.Time{})
 			}
 			continue
 		default:
+		}
+		if sinceRestart >= minRestartGap {
+			s.reqMu.Lock()
+			req := s.req
+			s.req = nil
+			s.reqMu.Unlock()
+			if req != nil {
+				if !s.restart(req.reason, req.from) {
+					s.requestRestart(req.reason, req.from) // again after the retry delay
+				}
+				continue
+			}
 		}
 		if s.cfg.StallAfter <= 0 {
 			continue
 		}
 		quiet := now.Sub(time.Unix(0, max(s.lastMsg.Load(), s.lastRestart.Load())))
 		if quiet > s.cfg.StallAfter {
-			s.restart(fmt.Sprintf("no message for %v", quiet.Round(time.Second)))
+			s.restart(fmt.Sprintf("no message for %v", quiet.Round(time.Second)), time.Time{})
 		}
 	}
 }
 
-// restart moves receiving to a fresh subscription sought to just before the last
-// message received, and drops the old one. A new receive on the old subscription
+// restart moves receiving to a fresh subscription, sought back, and drops the
+// old one. A new receive on the old subscription
 // is not enough: after a connection reset the Java emulator keeps delivering
 // part of that subscription's messages to a stream nobody reads (measured: a
 // third of new messages and none of the backlog arrived a minute later), while a
 // fresh subscription sought back gets everything within a second.
-func (s *Service) restart(reason string) {
+//
+// The new subscription is sought back to from, or when from is zero to just
+// before the latest message received.
+func (s *Service) restart(reason string, from time.Time) bool {
 	now := time.Now()
 	s.lastRestart.Store(now.UnixNano())
 	s.mu.Lock()
@@ -280,9 +321,11 @@ func (s *Service) restart(reason string) {
 	old := s.cur
 	s.mu.Unlock()
 
-	from := s.seekTo
-	if p := s.lastPublish.Load(); p != 0 {
-		from = time.Unix(0, p).Add(-restartOverlap)
+	if from.IsZero() {
+		from = s.seekTo
+		if p := s.lastPublish.Load(); p != 0 {
+			from = time.Unix(0, p).Add(-restartOverlap)
+		}
 	}
 	if s.cfg.Replay > 0 && from.Before(now.Add(-s.cfg.Replay)) {
 		from = now.Add(-s.cfg.Replay)
@@ -295,8 +338,9 @@ func (s *Service) restart(reason string) {
 		// Pub/Sub is likely unreachable: try again soon, so that receiving resumes
 		// within seconds of its return rather than a whole -stall-after later.
 		s.lastRestart.Store(now.Add(restartRetry - s.cfg.StallAfter).UnixNano())
+		s.retryAt.Store(now.Add(restartRetry).UnixNano())
 		s.cfg.Log.Error("could not restart the receive loop; will try again", "reason", reason, "err", err, "retry_in", restartRetry.String())
-		return
+		return false
 	}
 	if !from.IsZero() {
 		ctx, cancel := context.WithTimeout(s.ctx, adminTimeout)
@@ -309,7 +353,7 @@ func (s *Service) restart(reason string) {
 	if s.closed {
 		s.mu.Unlock()
 		s.deleteSubs([]string{sub})
-		return
+		return true
 	}
 	s.startLocked(sub)
 	s.retired[old.sub] = true
@@ -320,6 +364,7 @@ func (s *Service) restart(reason string) {
 	s.cfg.Log.Warn("receive loop restarted on a fresh subscription", "reason", reason,
 		"old", old.sub, "new", sub, "replay_from", from)
 	go s.deleteSubs([]string{old.sub})
+	return true
 }
 
 // deleteSubs deletes subscriptions in parallel with a short deadline.
@@ -441,6 +486,7 @@ type serviceMetrics struct {
 	restarts        prometheus.Counter
 	restartFailures prometheus.Counter
 	heartbeats      prometheus.Counter
+	heartbeatGaps   prometheus.Counter
 	undecodable     prometheus.Counter
 }
 
@@ -452,10 +498,12 @@ func newServiceMetrics(s *Service, reg prometheus.Registerer) *serviceMetrics {
 			Name: "vmpulse_relay_receive_restart_failures_total", Help: "Restarts that failed (the fresh subscription could not be created); retried."}),
 		heartbeats: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vmpulse_relay_heartbeats_total", Help: "Route heartbeats received."}),
+		heartbeatGaps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vmpulse_relay_heartbeat_gaps_total", Help: "Heartbeats of a route instance found missing (each restarts receiving, sought back to before the gap)."}),
 		undecodable: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vmpulse_relay_undecodable_messages_total", Help: "Messages dropped because they could not be decoded."}),
 	}
-	reg.MustRegister(m.restarts, m.restartFailures, m.heartbeats, m.undecodable,
+	reg.MustRegister(m.restarts, m.restartFailures, m.heartbeats, m.heartbeatGaps, m.undecodable,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "vmpulse_relay_last_message_age_seconds", Help: "Seconds since the last message of any kind (record or heartbeat) arrived."},
 			func() float64 { return time.Since(time.Unix(0, s.lastMsg.Load())).Seconds() }),

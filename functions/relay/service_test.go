@@ -15,6 +15,7 @@ import (
 
 	gps "cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/vmpulse/vmpulse/functions/pubsub"
@@ -177,7 +178,7 @@ func TestNewInstanceReplaysHistory(t *testing.T) {
 	topic := testenv.Unique("replay")
 	// The topic as a route (or Terraform) left it: with retention.
 	ctx := context.Background()
-	if _, err := pubsub.EnsureRetainingTopic(ctx, client, topic, true, 20*time.Minute); err != nil {
+	if _, _, err := pubsub.EnsureRetainingTopic(ctx, client, topic, true, 20*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	pub := client.Publisher(topic)
@@ -217,7 +218,9 @@ func TestNewInstanceReplaysHistory(t *testing.T) {
 }
 
 // TestTopicCreatedWithRetention: with CreateTopic a missing topic is created
-// with retention covering the replay window, and one without gets it.
+// with retention covering the replay window, and one without gets it (in its
+// metadata: the emulator does not replay a topic updated so, see
+// pubsub.EnsureRetainingTopic).
 func TestTopicCreatedWithRetention(t *testing.T) {
 	client := emulatorClient(t, testenv.PubsubEmulator(t))
 	ctx := context.Background()
@@ -430,4 +433,103 @@ func TestHandlerServesOnlyItsPaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn.Close()
+}
+
+// TestHeartbeatGapRequestsRestart: an instance's pace is learnt from its
+// heartbeats; a gap of more than two and a half intervals asks for a restart
+// sought back to before the gap; redeliveries and new instances do not.
+func TestHeartbeatGapRequestsRestart(t *testing.T) {
+	s := &Service{cfg: Config{heartbeatFloor: time.Second}, hb: map[string]*hbState{}, reqc: make(chan struct{}, 1), m: &serviceMetrics{
+		heartbeatGaps: prometheus.NewCounter(prometheus.CounterOpts{Name: "gaps"})}}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := t0
+	beat := func(inst string, sent time.Time) *restartRequest {
+		now = now.Add(time.Second)
+		s.heartbeat(inst, sent, now)
+		s.reqMu.Lock()
+		defer s.reqMu.Unlock()
+		r := s.req
+		s.req = nil
+		return r
+	}
+	for i, sent := range []time.Time{t0, t0.Add(5 * time.Second), t0.Add(10 * time.Second), t0.Add(7 * time.Second), t0.Add(22 * time.Second)} {
+		if r := beat("r1", sent); r != nil {
+			t.Fatalf("heartbeat %d (%v): restart %+v", i, sent.Sub(t0), r)
+		}
+	}
+	// 22 s after 10 s is 12 s: within 2.5 × 5 s. 36 s is 14 s after 22 s: a gap.
+	r := beat("r1", t0.Add(36*time.Second))
+	if r == nil || !r.from.Equal(t0.Add(22*time.Second).Add(-restartOverlap)) {
+		t.Fatalf("gap: restart %+v, want one from 30 s before the heartbeat at 22 s", r)
+	}
+	if r := beat("r2", t0.Add(100*time.Second)); r != nil {
+		t.Fatalf("a new instance: %+v", r)
+	}
+	if testutil.ToFloat64(s.m.heartbeatGaps) != 1 {
+		t.Fatalf("gaps %v", testutil.ToFloat64(s.m.heartbeatGaps))
+	}
+}
+
+// TestPartialStallHealsOnHeartbeatGap: a second reader on the relay's
+// subscription takes part of its records, as the Java emulator's stale stream
+// does after a connection reset, while the routes' heartbeats pause (as they do
+// when the routes cannot publish). Messages keep arriving, so the relay is never
+// silent for -stall-after; the gap in the heartbeats makes it restart on a fresh
+// subscription sought back, and every record reaches the client, the taken ones
+// included.
+func TestPartialStallHealsOnHeartbeatGap(t *testing.T) {
+	client := emulatorClient(t, testenv.PubsubEmulator(t))
+	ctx := context.Background()
+	topic := testenv.Unique("partial")
+	if _, _, err := pubsub.EnsureRetainingTopic(ctx, client, topic, true, 20*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	svc, srv := startService(t, Config{Client: client, Topic: topic, Replay: 15 * time.Minute, StallAfter: time.Minute,
+		heartbeatFloor: 100 * time.Millisecond})
+	col := collect(t, srv.URL)
+	pub := client.Publisher(topic)
+	pub.PublishSettings.DelayThreshold = time.Millisecond
+	defer pub.Stop()
+	beat := func(n int) {
+		for i := 0; i < n; i++ {
+			m := heartbeatMsg()
+			m.Attributes["instance"] = "route1-a"
+			m.Attributes["sent_at"] = time.Now().UTC().Format(time.RFC3339Nano)
+			publish(t, pub, m)
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	beat(4) // the pace: one every 200 ms
+	thiefCtx, stopThief := context.WithCancel(ctx)
+	defer stopThief()
+	var stolen sync.Map
+	go pubsub.Receive(thiefCtx, client, svc.Subscription(), func(data []byte, attrs map[string]string) {
+		if attrs["kind"] == "record" {
+			var r struct{ ID string }
+			json.Unmarshal(data, &r)
+			stolen.Store(r.ID, true)
+		}
+	})
+	time.Sleep(300 * time.Millisecond)
+	want := map[string]bool{}
+	for i := 0; i < 40; i++ { // 1 s of records and no heartbeat
+		id := fmt.Sprintf("p-%02d", i)
+		want[id] = true
+		pub.Publish(ctx, recordMsg(id, time.Now()))
+		time.Sleep(25 * time.Millisecond)
+	}
+	pub.Flush()
+	stopThief()
+	beat(3)
+	n := 0
+	stolen.Range(func(any, any) bool { n++; return true })
+	col.waitAll(t, want, 15*time.Second)
+	t.Logf("the second reader took %d of 40 records; %v heartbeat gaps, %v restarts", n,
+		testutil.ToFloat64(svc.m.heartbeatGaps), testutil.ToFloat64(svc.m.restarts))
+	if testutil.ToFloat64(svc.m.heartbeatGaps) < 1 || testutil.ToFloat64(svc.m.restarts) < 1 {
+		t.Fatal("the heartbeat gap did not restart receiving")
+	}
+	if n == 0 {
+		t.Log("the emulator gave the second reader nothing this time: the restart had nothing to recover")
+	}
 }

@@ -640,7 +640,7 @@ func runOnce(o options, n int) (result, error) {
 		return res, err
 	}
 	defer ps.Close()
-	if _, err := pubsub.EnsureRetainingTopic(ctx, ps, topic, true, 20*time.Minute); err != nil {
+	if _, _, err := pubsub.EnsureRetainingTopic(ctx, ps, topic, true, 20*time.Minute); err != nil {
 		return res, err
 	}
 	defer ps.TopicAdminClient.DeleteTopic(ctx, deleteTopicReq(pubsub.TopicName("vmpulse-bench", topic)))
