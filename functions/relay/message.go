@@ -8,11 +8,16 @@ import (
 	"github.com/vmpulse/vmpulse/functions/pubsub"
 )
 
-// handle takes one delivery from the subscription. Any message, heartbeat or
-// record, proves the subscription alive; only records go to the hub (and on to
-// clients). The format is pubsub.Decode's, its one home.
+// handle takes one delivery from the subscription. Only records go to the hub
+// (and on to clients); heartbeats tell the relay that the subscription delivers.
+// The format is pubsub.Decode's, its one home.
+//
+// The subscription counts as alive when something new arrives: a record not
+// seen before, or a heartbeat later than the last of its instance. Redeliveries
+// do not count: after a connection reset the Java emulator redelivers old
+// messages to the live stream while it hands the new ones to a dead one.
 func (s *Service) handle(d pubsub.Delivery) {
-	s.lastMsg.Store(time.Now().UnixNano())
+	now := time.Now()
 	if !d.PublishTime.IsZero() {
 		storeMax(&s.lastPublish, d.PublishTime.UnixNano())
 	}
@@ -24,12 +29,16 @@ func (s *Service) handle(d pubsub.Delivery) {
 		s.m.undecodable.Inc()
 		return
 	}
+	fresh := false
 	switch m.Kind {
 	case pubsub.KindHeartbeat:
 		s.m.heartbeats.Inc()
-		s.heartbeat(m.Instance, m.StoredAt, time.Now())
+		fresh = s.heartbeat(m.Instance, m.StoredAt, now)
 	case pubsub.KindRecord:
-		s.hub.AddMessage(m)
+		fresh = s.hub.AddMessage(m)
+	}
+	if fresh {
+		storeMax(&s.lastMsg, now.UnixNano())
 	}
 }
 
@@ -51,9 +60,11 @@ func storeMax(v *atomic.Int64, n int64) {
 // arrived means messages went missing (or the route could not publish, as in a
 // Pub/Sub outage): either way the receive loop restarts on a fresh subscription
 // sought back to before the gap, which replays what was missed.
-func (s *Service) heartbeat(instance string, sent, now time.Time) {
+//
+// It reports whether the heartbeat is new (not a redelivery).
+func (s *Service) heartbeat(instance string, sent, now time.Time) bool {
 	if instance == "" || sent.IsZero() {
-		return
+		return true
 	}
 	s.hbMu.Lock()
 	defer s.hbMu.Unlock()
@@ -63,10 +74,10 @@ func (s *Service) heartbeat(instance string, sent, now time.Time) {
 			s.forgetInstancesLocked(now)
 		}
 		s.hb[instance] = &hbState{last: sent, seen: now}
-		return
+		return true
 	}
 	if !sent.After(st.last) { // a redelivery, or out of order
-		return
+		return false
 	}
 	gap := sent.Sub(st.last)
 	if st.every > 0 && gap > st.every*5/2 {
@@ -77,6 +88,7 @@ func (s *Service) heartbeat(instance string, sent, now time.Time) {
 		st.every = max(gap, s.cfg.heartbeatFloor)
 	}
 	st.last, st.seen = sent, now
+	return true
 }
 
 // hbState is what the relay knows of one route instance's heartbeats.

@@ -59,8 +59,8 @@ type Config struct {
 	// history survives a restart or a scale-out (bounded by the topic's retention).
 	// It also bounds the age of the history kept (unless Hub.HistoryAge is set).
 	Replay time.Duration
-	// StallAfter restarts the receive loop on a fresh subscription when no
-	// message of any kind arrived for this long.
+	// StallAfter restarts the receive loop on a fresh subscription when no new
+	// message (record or heartbeat, redeliveries aside) arrived for this long.
 	StallAfter time.Duration
 	// UnhealthyAfter (0: DefaultUnhealthyAfter): /health answers 503 when a stall
 	// lasted StallAfter + UnhealthyAfter despite restarts.
@@ -87,7 +87,7 @@ type Service struct {
 	handler http.Handler
 	seekTo  time.Time // where the first subscription was sought (zero: not)
 
-	lastMsg     atomic.Int64 // arrival of the last message of any kind (unix ns)
+	lastMsg     atomic.Int64 // arrival of the last new message, record or heartbeat (unix ns)
 	lastPublish atomic.Int64 // the latest publish time seen (server clock, unix ns)
 	lastRestart atomic.Int64 // the last start or restart attempt of the receive loop
 	retryAt     atomic.Int64 // no restart before this (unix ns): the last attempt failed
@@ -505,7 +505,7 @@ func newServiceMetrics(s *Service, reg prometheus.Registerer) *serviceMetrics {
 	}
 	reg.MustRegister(m.restarts, m.restartFailures, m.heartbeats, m.heartbeatGaps, m.undecodable,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "vmpulse_relay_last_message_age_seconds", Help: "Seconds since the last message of any kind (record or heartbeat) arrived."},
+			Name: "vmpulse_relay_last_message_age_seconds", Help: "Seconds since the last new message (a record not seen before, or a route heartbeat) arrived; redeliveries do not count."},
 			func() float64 { return time.Since(time.Unix(0, s.lastMsg.Load())).Seconds() }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "vmpulse_relay_stalled", Help: "1 while no message arrived for -stall-after (the receive loop is being restarted), else 0."},

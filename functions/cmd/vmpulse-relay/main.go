@@ -67,7 +67,7 @@ func parse(args []string) (config, error) {
 	fs.String(&c.prefix, "subscription-prefix", "SUBSCRIPTION_PREFIX", "vmpulse-relay-", "prefix of this instance's own subscription id")
 	fs.String(&c.origins, "allowed-origins", "ALLOWED_ORIGINS", "", "comma-separated dashboard origins allowed to open /ws (empty: same origin only; * allows any; null is always refused)")
 	fs.Duration(&c.replay, "replay", "REPLAY", relay.DefaultReplay, "seek the new subscription this far back so the first client gets history (bounded by the topic's retention); also the age limit of the history; 0: off")
-	fs.Duration(&c.stallAfter, "stall-after", "STALL_AFTER", relay.DefaultStallAfter, "restart receiving on a fresh subscription after this long without any message (routes send a heartbeat every 5 s); 0: off")
+	fs.Duration(&c.stallAfter, "stall-after", "STALL_AFTER", relay.DefaultStallAfter, "restart receiving on a fresh subscription after this long without any new message (routes send a heartbeat every 5 s; redeliveries do not count); 0: off")
 	fs.Duration(&c.unhealthyAfter, "unhealthy-after", "UNHEALTHY_AFTER", relay.DefaultUnhealthyAfter, "GET /health answers 503 when a stall outlasts -stall-after by this much despite restarts (Cloud Run's liveness probe then replaces the instance)")
 	fs.Int(&c.history, "history", "HISTORY_SIZE", relay.DefaultHistory, "records kept in memory and sent to each new client")
 	fs.Int(&c.historyBytes, "history-bytes", "HISTORY_BYTES", relay.DefaultHistoryBytes, "bytes of records kept in memory and sent to each new client")
