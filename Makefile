@@ -45,10 +45,15 @@ services: ## start MariaDB and the Pub/Sub emulator when they are not running
 # cty stay out of the module every service builds with).
 INFRA_MODULES := k8s terraform
 
-vet: ## go vet and gofmt over every module
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+DEADCODE ?= $(GO) run golang.org/x/tools/cmd/deadcode@v0.52.0
+
+vet: ## go vet, gofmt, staticcheck and deadcode (code no command or test reaches) over every module
 	$(GO) vet ./...
 	@for m in $(INFRA_MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	$(STATICCHECK) ./...
+	@out=$$($(DEADCODE) -test ./...); if [ -n "$$out" ]; then echo "dead code:"; echo "$$out"; exit 1; fi
 
 test: deps services build web vet test-go test-faults test-web ## every test, against real MariaDB, the Pub/Sub emulator, qemu and Chromium, fault injection included
 

@@ -3,8 +3,9 @@ import { defineConfig } from 'vite';
 
 // No React plugin needed: Vite's built-in transform compiles TSX with the automatic
 // JSX runtime. `npm run dev` proxies /ws and /config.json to a running relay
-// (VMPULSE_RELAY, default http://127.0.0.1:8081) so the page behaves as in production.
-const relay = process.env.VMPULSE_RELAY ?? 'http://127.0.0.1:8081';
+// (VMPULSE_RELAY, default http://127.0.0.1:8080, where `make up` serves it) so the page
+// behaves as in production.
+const relay = process.env.VMPULSE_RELAY ?? 'http://127.0.0.1:8080';
 
 export default defineConfig({
   oxc: { jsx: { runtime: 'automatic' } },
@@ -23,6 +24,7 @@ export default defineConfig({
   },
   test: {
     include: ['src/**/*.test.ts'],
+    // e2e/ is Playwright's (npm run test:e2e)
     environment: 'node',
   },
 });

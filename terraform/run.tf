@@ -218,6 +218,11 @@ resource "google_cloud_run_v2_service" "web" {
         name  = "RELAY_URL"
         value = local.relay_ws_url
       }
+      # The comparison view names each VM's machine type (records do not carry it).
+      env {
+        name  = "MACHINE_TYPES"
+        value = join(",", [for k, v in local.vms : "${v.name}=${v.machine_type}"])
+      }
     }
   }
 

@@ -1,50 +1,17 @@
 // The dashboard. Frames from the relay go straight into the DashboardStore (outside
-// React); a 250 ms tick turns the store into views: charts and current values four
-// times per second, the heavier aggregates (percentiles, sparklines, route race) once
-// per second. So 100 records/s cost four renders per second, not a hundred.
-import { useEffect, useMemo, useRef, useState } from 'react';
+// React, see hooks/useRelay.ts); a tick turns the store into views (hooks/useViews.ts).
+// With several VMs the comparison comes first; the detail view below shows the VM
+// picked in it (or in the VM selector).
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { ComparePanel } from './components/ComparePanel';
 import { ErrorBoundary, PanelError } from './components/ErrorBoundary';
-import { CapacityPanel, ConnPill, formatAgo, MetricChart, ProcessPanel, RoutePanel, windowLabel } from './components/Panels';
+import { CapacityPanel, ConnPill, MetricChart, ProcessPanel, RoutePanel, VmBar } from './components/Panels';
+import { useRelay } from './hooks/useRelay';
+import { useViews } from './hooks/useViews';
 import type { DashboardConfig } from './lib/config';
-import { browserDeps, RelayConnection, type ConnectionInfo } from './lib/connection';
-import { LANG_KEY, translator, type Lang } from './lib/i18n';
-import {
-  capacityView,
-  chartView,
-  DashboardStore,
-  processView,
-  routeView,
-  WINDOWS_S,
-  type CapacityView,
-  type ChartView,
-  type ProcessView,
-  type RouteRow,
-} from './lib/store';
-import type { VmRecord } from './lib/types';
-import { hooks, mark } from './testHooks';
-
-const TICK_MS = 250;
-const SLOW_MS = 1000;
-
-interface LiveView {
-  chart: ChartView;
-  latest: VmRecord | null;
-  latestT: number;
-  vms: string[];
-  vm: string;
-}
-
-interface SlowView {
-  procs: ProcessView | null;
-  capacity: CapacityView | null;
-  routes: RouteRow[];
-  nowS: number;
-  clientNow: number;
-  accepted: number;
-  duplicates: number;
-  invalid: number;
-  limited: number;
-}
+import { formatAgo, windowLabel } from './lib/format';
+import { LANG_KEY, LANGS, translator, type Lang } from './lib/i18n';
+import { DashboardStore, WINDOWS_S } from './lib/store';
 
 function safeSet(key: string, v: string): void {
   try {
@@ -54,136 +21,35 @@ function safeSet(key: string, v: string): void {
   }
 }
 
-const EMPTY_CHART: ChartView = {
-  t: new Float64Array(0),
-  cpu: new Float32Array(0),
-  ram: new Float32Array(0),
-  cpuAvg: new Float32Array(0),
-  ramAvg: new Float32Array(0),
-  lastSecondSamples: 0,
-  fromT: 0,
-  toT: 1,
-  points: 0,
-};
-
 export function App({ config, initialLang }: { config: Promise<DashboardConfig>; initialLang: Lang }) {
   const store = useMemo(() => new DashboardStore(), []);
   const [lang, setLang] = useState<Lang>(initialLang);
   const t = useMemo(() => translator(lang), [lang]);
   const [windowS, setWindowS] = useState<number>(WINDOWS_S[0]);
   const [vmPick, setVmPick] = useState<string | null>(null);
-  const [conn, setConn] = useState<ConnectionInfo>({ state: 'connecting', failures: 0, retryAt: null, opens: 0 });
-  const [relayUrl, setRelayUrl] = useState('');
-  const [live, setLive] = useState<LiveView>({ chart: EMPTY_CHART, latest: null, latestT: NaN, vms: [], vm: '' });
-  const [slow, setSlow] = useState<SlowView | null>(null);
-  /** the flush (set by the tick effect below); callable to flush at once */
-  const tickRef = useRef<() => void>(() => {});
+  const flushRef = useRef<() => void>(() => {});
+  const { conn, config: cfg } = useRelay(config, store, (f, first) => {
+    // the first data, and the history after a reconnect, are drawn at once instead of
+    // at the next tick
+    if ((first || f.kind === 'history') && f.items.length > 0) requestAnimationFrame(() => flushRef.current());
+  });
+  const { live, slow, flush } = useViews(store, windowS, vmPick, cfg?.machineTypes);
+  flushRef.current = flush;
 
   useEffect(() => {
     document.documentElement.lang = lang;
     document.title = `vmpulse · ${t(`state_${conn.state}`)}`;
   }, [lang, t, conn.state]);
 
-  // Connection: config first, then the websocket, reconnecting forever.
-  useEffect(() => {
-    let stopped = false;
-    let c: RelayConnection | null = null;
-    const onOnline = () => c?.retryNow();
-    const onOffline = () => c?.markOffline();
-    window.addEventListener('online', onOnline);
-    window.addEventListener('offline', onOffline);
-    void config.then((cfg) => {
-      if (stopped) return;
-      mark('config');
-      setRelayUrl(cfg.relayUrl);
-      c = new RelayConnection(
-        cfg.relayUrl,
-        {
-          onFrame: (f, at) => {
-            mark('frame');
-            const first = store.accepted === 0;
-            store.ingest(f, at);
-            // the first data, and the history after a reconnect, are drawn at once
-            // instead of at the next tick
-            if ((first || f.kind === 'history') && f.items.length > 0) requestAnimationFrame(() => tickRef.current());
-          },
-          onState: (info) => {
-            const h = hooks();
-            h.state = info.state;
-            h.opens = info.opens;
-            if (info.state === 'live') mark('open');
-            setConn(info);
-          },
-        },
-        browserDeps(),
-      );
-      c.start();
-    });
-    return () => {
-      stopped = true;
-      c?.stop();
-      window.removeEventListener('online', onOnline);
-      window.removeEventListener('offline', onOffline);
-    };
-  }, [store, config]);
-
-  // The flush tick: store → views.
-  const params = useRef({ windowS, vmPick });
-  params.current = { windowS, vmPick };
-  useEffect(() => {
-    let lastVersion = -1;
-    let lastKey = '';
-    let lastSlow = 0;
-    let slowHadData = false;
-    const tick = () => {
-      const p = params.current;
-      const vms = store.vmNames();
-      const vm = p.vmPick !== null && store.vms.has(p.vmPick) ? p.vmPick : (vms[0] ?? '');
-      const key = `${vm}\u0000${p.windowS}`;
-      const now = Date.now();
-      const keyChanged = key !== lastKey;
-      lastKey = key;
-      const h = hooks();
-      if (store.version !== lastVersion || keyChanged) {
-        lastVersion = store.version;
-        const chart = chartView(store, vm, p.windowS);
-        const st = store.vms.get(vm);
-        setLive({ chart, latest: st?.latest ?? null, latestT: st?.latestT ?? NaN, vms, vm });
-        h.points = { cpu: chart.points, ram: chart.points };
-        h.latestId = store.latestId;
-        h.accepted = store.accepted;
-        h.duplicates = store.duplicates;
-        h.flushes++;
-      }
-      const hasData = store.accepted > 0;
-      if (keyChanged || now - lastSlow >= SLOW_MS || (hasData && !slowHadData)) {
-        lastSlow = now;
-        slowHadData = hasData;
-        const nowS = store.serverNowS(now);
-        const routes = routeView(store, nowS, p.windowS);
-        h.routes = Object.fromEntries(routes.map((r) => [r.route, r.total]));
-        setSlow({
-          procs: processView(store, vm, p.windowS),
-          capacity: hasData ? capacityView(store, vm, p.windowS) : null,
-          routes,
-          nowS,
-          clientNow: now,
-          accepted: store.accepted,
-          duplicates: store.duplicates,
-          invalid: store.invalid,
-          limited: store.limited,
-        });
-      }
-    };
-    tickRef.current = tick;
-    tick();
-    const id = window.setInterval(tick, TICK_MS);
-    return () => window.clearInterval(id);
-  }, [store]);
-  useEffect(() => tickRef.current(), [windowS, vmPick]);
-
-  const toggleLang = () => {
-    const next: Lang = lang === 'es' ? 'en' : 'es';
+  const pickVm = useCallback(
+    (vm: string) => {
+      // the picked VM is never evicted to make room for a new name
+      store.pin(vm);
+      setVmPick(vm);
+    },
+    [store],
+  );
+  const chooseLang = (next: Lang) => {
     safeSet(LANG_KEY, next);
     setLang(next);
   };
@@ -191,6 +57,7 @@ export function App({ config, initialLang }: { config: Promise<DashboardConfig>;
   const vmName = (v: string) => (v === '' ? t('vmUnnamed') : v);
   const panelError = (e: Error) => <PanelError error={e} t={t} />;
   const ago = slow ? slow.nowS - live.latestT : NaN;
+  const resetKey = slow?.clientNow;
 
   return (
     <div className="app">
@@ -209,12 +76,7 @@ export function App({ config, initialLang }: { config: Promise<DashboardConfig>;
           {live.vms.length > 1 && (
             <label className="control">
               <span className="muted small">{t('vm')}</span>
-              <select
-                data-testid="vm-select"
-                aria-label={t('vmSelect')}
-                value={live.vm}
-                onChange={(e) => setVmPick(e.target.value)}
-              >
+              <select data-testid="vm-select" value={live.vm} onChange={(e) => pickVm(e.target.value)}>
                 {live.vms.map((v) => (
                   <option key={v} value={v}>
                     {vmName(v)}
@@ -228,8 +90,10 @@ export function App({ config, initialLang }: { config: Promise<DashboardConfig>;
               <span className="muted small">{t('vm')}</span> <strong>{vmName(live.vm)}</strong>
             </span>
           )}
-          <div className="control seg" role="group" aria-label={t('window')}>
-            <span className="muted small">{t('window')}</span>
+          <div className="control seg" role="group" aria-labelledby="window-label">
+            <span className="muted small" id="window-label">
+              {t('window')}
+            </span>
             {WINDOWS_S.map((w) => (
               <button
                 key={w}
@@ -243,35 +107,56 @@ export function App({ config, initialLang }: { config: Promise<DashboardConfig>;
               </button>
             ))}
           </div>
-          <button type="button" className="lang" onClick={toggleLang} aria-label={t('language')} data-testid="lang-toggle">
-            <span className={lang === 'es' ? 'on' : ''}>ES</span>
-            <span className={lang === 'en' ? 'on' : ''}>EN</span>
-          </button>
+          <div className="control seg" role="group" aria-label={t('language')}>
+            {LANGS.map((l) => (
+              <button
+                key={l}
+                type="button"
+                lang={l}
+                aria-pressed={lang === l}
+                className={lang === l ? 'on' : ''}
+                data-testid={`lang-${l}`}
+                onClick={() => chooseLang(l)}
+              >
+                {l.toUpperCase()}
+              </button>
+            ))}
+          </div>
         </div>
       </header>
 
-      <main className="grid">
-        <ErrorBoundary fallback={panelError} resetKey={slow?.clientNow}>
-          <MetricChart kind="cpu" chart={live.chart} latest={live.latest} lang={lang} t={t} />
-        </ErrorBoundary>
-        <ErrorBoundary fallback={panelError} resetKey={slow?.clientNow}>
-          <MetricChart kind="ram" chart={live.chart} latest={live.latest} lang={lang} t={t} />
-        </ErrorBoundary>
-        <ErrorBoundary fallback={panelError} resetKey={slow?.clientNow}>
-          <CapacityPanel cap={slow?.capacity ?? null} lang={lang} t={t} />
-        </ErrorBoundary>
-        <ErrorBoundary fallback={panelError} resetKey={slow?.clientNow}>
-          <ProcessPanel pv={slow?.procs ?? null} lang={lang} t={t} />
-        </ErrorBoundary>
-        <ErrorBoundary fallback={panelError} resetKey={slow?.clientNow}>
-          <RoutePanel rows={slow?.routes ?? []} lang={lang} t={t} windowS={windowS} />
-        </ErrorBoundary>
+      <main>
+        {slow?.compare && (
+          <ErrorBoundary fallback={panelError} resetKey={resetKey}>
+            <ComparePanel view={slow.compare} selected={live.vm} onSelect={pickVm} lang={lang} t={t} />
+          </ErrorBoundary>
+        )}
+        {live.vms.length > 0 && (
+          <VmBar vm={live.vm} source={live.source} lagS={live.lagS} latestT={live.latestT} t={t} />
+        )}
+        <div className="grid">
+          <ErrorBoundary fallback={panelError} resetKey={resetKey}>
+            <MetricChart kind="cpu" chart={live.chart} latest={live.latest} lang={lang} t={t} />
+          </ErrorBoundary>
+          <ErrorBoundary fallback={panelError} resetKey={resetKey}>
+            <MetricChart kind="ram" chart={live.chart} latest={live.latest} lang={lang} t={t} />
+          </ErrorBoundary>
+          <ErrorBoundary fallback={panelError} resetKey={resetKey}>
+            <CapacityPanel cap={slow?.capacity ?? null} lang={lang} t={t} />
+          </ErrorBoundary>
+          <ErrorBoundary fallback={panelError} resetKey={resetKey}>
+            <ProcessPanel pv={slow?.procs ?? null} lang={lang} t={t} />
+          </ErrorBoundary>
+          <ErrorBoundary fallback={panelError} resetKey={resetKey}>
+            <RoutePanel rows={slow?.routes ?? []} lang={lang} t={t} windowS={windowS} />
+          </ErrorBoundary>
+        </div>
       </main>
 
       <footer className="footer muted small">
         <span data-testid="last-sample">{t('lastSample', { ago: formatAgo(ago, lang) })}</span>
         {' · '}
-        <span>{t('footerRelay', { url: relayUrl || '…' })}</span>
+        <span>{t('footerRelay', { url: cfg?.relayUrl || '…' })}</span>
         {slow && (
           <>
             {' · '}
@@ -283,6 +168,12 @@ export function App({ config, initialLang }: { config: Promise<DashboardConfig>;
               })}
             </span>
             {slow.limited > 0 && <span> · {t('limited', { n: slow.limited.toLocaleString(lang) })}</span>}
+            {slow.evicted > 0 && (
+              <span data-testid="evicted">
+                {' · '}
+                {t('evicted', { n: slow.evicted.toLocaleString(lang), max: store.limits.maxVms })}
+              </span>
+            )}
           </>
         )}
       </footer>

@@ -12,6 +12,10 @@ export interface VmpulseHooks {
   points: { cpu: number; ram: number };
   routes: Record<string, number>;
   flushes: number;
+  /** the VM names the page holds */
+  vms: string[];
+  /** the ids the page holds that were committed in [fromMs, toMs) (stored_at, epoch ms) */
+  committedBetween?: (fromMs: number, toMs: number) => string[];
   /** performance.now() of the first config load, socket open and frame (ms) */
   marks: { start?: number; config?: number; open?: number; frame?: number };
 }
@@ -34,6 +38,7 @@ export function hooks(): VmpulseHooks {
       points: { cpu: 0, ram: 0 },
       routes: {},
       flushes: 0,
+      vms: [],
       marks: {},
     };
   }

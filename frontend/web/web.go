@@ -21,6 +21,9 @@ type Config struct {
 	// RelayURL is the websocket URL of the relay (ws:// or wss://), or empty for
 	// same-origin /ws.
 	RelayURL string `json:"relayUrl"`
+	// MachineTypes names each VM's machine type (VM name → e.g. "e2-small") for the
+	// comparison table; records do not carry it. Omitted when empty.
+	MachineTypes map[string]string `json:"machineTypes,omitempty"`
 }
 
 // Handler serves dist (the output of `npm run build`) with /config.json from cfg.

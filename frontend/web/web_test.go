@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -36,6 +37,7 @@ func TestConfigJSON(t *testing.T) {
 		{Config{RelayURL: "wss://relay-abc.a.run.app/ws"}, `{"relayUrl":"wss://relay-abc.a.run.app/ws"}`},
 		{Config{}, `{"relayUrl":""}`},
 		{Config{RelayURL: `wss://x/ws?a="b"&c=<d>`}, `{"relayUrl":"wss://x/ws?a=\"b\"\u0026c=\u003cd\u003e"}`},
+		{Config{MachineTypes: map[string]string{"vm-a": "e2-small", "vm-b": "e2-medium"}}, `{"relayUrl":"","machineTypes":{"vm-a":"e2-small","vm-b":"e2-medium"}}`},
 	} {
 		res, body := do(t, Handler(dist, tc.cfg), "GET", "/config.json")
 		if res.StatusCode != 200 {
@@ -45,7 +47,7 @@ func TestConfigJSON(t *testing.T) {
 			t.Errorf("body %s, want %s", body, tc.want)
 		}
 		var got Config
-		if err := json.Unmarshal([]byte(body), &got); err != nil || got != tc.cfg {
+		if err := json.Unmarshal([]byte(body), &got); err != nil || !reflect.DeepEqual(got, tc.cfg) {
 			t.Errorf("round trip: %+v, %v; want %+v", got, err, tc.cfg)
 		}
 		if ct := res.Header.Get("Content-Type"); ct != "application/json" {

@@ -209,12 +209,6 @@ func (l *Load) Wait(d time.Duration) {
 	}
 }
 
-// Stop cancels the run and waits for it.
-func (l *Load) Stop() {
-	l.cancel()
-	<-l.done
-}
-
 // Acked returns the keys of the items answered 2xx: neither rejected nor unsent.
 func (l *Load) Acked() []string {
 	if l.Result == nil {

@@ -119,16 +119,6 @@ func (p *Process) Running() bool {
 	return p.cmd != nil
 }
 
-// PID of the running incarnation, 0 when stopped.
-func (p *Process) PID() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil {
-		return 0
-	}
-	return p.cmd.Process.Pid
-}
-
 // Signal sends sig and waits up to wait for the exit; it returns how long the
 // exit took. A process still alive after wait is killed (and an error says so).
 func (p *Process) Signal(sig syscall.Signal, wait time.Duration) (time.Duration, error) {

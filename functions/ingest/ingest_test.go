@@ -251,7 +251,7 @@ func TestStrategiesStoreAndPublishEachRecordOnce(t *testing.T) {
 			for msg := range errs {
 				t.Error(msg)
 			}
-			pub := col.waitPublished(t, ids, 30*time.Second)
+			col.waitPublished(t, ids, 30*time.Second)
 			// Retrying stored records (a client that lost the answer) changes nothing
 			// and publishes nothing again.
 			for i := 0; i < 5; i++ {
@@ -267,7 +267,7 @@ func TestStrategiesStoreAndPublishEachRecordOnce(t *testing.T) {
 				t.Fatalf("rows by route: %v %v", byRoute, err)
 			}
 			time.Sleep(time.Second)
-			pub = col.waitPublished(t, ids, time.Second)
+			pub := col.waitPublished(t, ids, time.Second)
 			for _, id := range ids {
 				if pub[id] != 1 {
 					t.Errorf("%s published %d times, want 1", id, pub[id])

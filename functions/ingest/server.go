@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vmpulse/vmpulse/functions/mysql"
@@ -38,8 +39,6 @@ const (
 	// for route1 to commit a request of record.MaxBatch records one INSERT at a
 	// time on a busy database.
 	DefaultDBTimeout = 25 * time.Second
-	// maxErrorBody bounds an error response, whatever the input.
-	maxErrorBody = 1 << 10
 )
 
 // Server is the ingest HTTP service of one route.
@@ -160,7 +159,7 @@ func NewServer(cfg Config) (*Server, error) {
 // NewRegistry returns a registry with the Go runtime and process collectors.
 func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
 }
 

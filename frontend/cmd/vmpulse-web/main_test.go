@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -53,7 +54,7 @@ func TestServesDashboardConfigAndHealth(t *testing.T) {
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-dir", dir, "-relay-url", "wss://relay.example/ws"}, io.Discard, log, ready)
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-dir", dir, "-relay-url", "wss://relay.example/ws", "-machine-types", "vm-a=e2-small"}, io.Discard, log, ready)
 	}()
 	var addr string
 	select {
@@ -68,7 +69,7 @@ func TestServesDashboardConfigAndHealth(t *testing.T) {
 	if code, _, body := get(t, base+"/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz: %d %q", code, body)
 	}
-	if code, h, body := get(t, base+"/config.json"); code != 200 || body != `{"relayUrl":"wss://relay.example/ws"}` || h.Get("Cache-Control") != "no-store" {
+	if code, h, body := get(t, base+"/config.json"); code != 200 || body != `{"relayUrl":"wss://relay.example/ws","machineTypes":{"vm-a":"e2-small"}}` || h.Get("Cache-Control") != "no-store" {
 		t.Errorf("/config.json: %d %q %v", code, body, h)
 	}
 	if code, _, body := get(t, base+"/some/route"); code != 200 || !strings.Contains(body, `id="root"`) {
@@ -106,14 +107,15 @@ func TestFlagsAndEnvironment(t *testing.T) {
 	t.Setenv("PORT", "9123")
 	t.Setenv("WEB_DIR", "/tmp/somewhere")
 	t.Setenv("RELAY_URL", "wss://from-env/ws")
+	t.Setenv("MACHINE_TYPES", "vm-a=e2-small")
 	o, err := parse(nil, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o != (options{addr: ":9123", dir: "/tmp/somewhere", relayURL: "wss://from-env/ws"}) {
+	if o != (options{addr: ":9123", dir: "/tmp/somewhere", relayURL: "wss://from-env/ws", machineTypes: "vm-a=e2-small"}) {
 		t.Errorf("from env: %+v", o)
 	}
-	o, err = parse([]string{"-addr", "127.0.0.1:1", "-dir", "d", "-relay-url", ""}, io.Discard)
+	o, err = parse([]string{"-addr", "127.0.0.1:1", "-dir", "d", "-relay-url", "", "-machine-types", ""}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,10 +124,35 @@ func TestFlagsAndEnvironment(t *testing.T) {
 	}
 }
 
+func TestMachineTypes(t *testing.T) {
+	t.Setenv("MACHINE_TYPES", "")
+	got, err := parseMachineTypes(" vm-a=e2-small , vm_b.2=e2-standard-2")
+	if err != nil || len(got) != 2 || got["vm-a"] != "e2-small" || got["vm_b.2"] != "e2-standard-2" {
+		t.Errorf("parse: %v %v", got, err)
+	}
+	if got, err := parseMachineTypes(""); got != nil || err != nil {
+		t.Errorf("empty: %v %v", got, err)
+	}
+	for _, bad := range []string{"vm-a", "vm-a=", "=e2", "vm a=e2", "vm-a=e2,vm-a=e2-small", "vm-a=e2;rm", strings.Repeat("x", 100) + "=e2"} {
+		_, err := parse([]string{"-machine-types", bad}, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "-machine-types") || len(err.Error()) > 200 {
+			t.Errorf("-machine-types %q: %v, want a short error naming the flag", bad, err)
+		}
+	}
+	many := make([]string, maxMachineTypes+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("vm-%d=e2-small", i)
+	}
+	if _, err := parseMachineTypes(strings.Join(many, ",")); err == nil {
+		t.Error("more than the cap was accepted")
+	}
+}
+
 func TestDefaults(t *testing.T) {
 	t.Setenv("PORT", "")
 	t.Setenv("WEB_DIR", "")
 	t.Setenv("RELAY_URL", "")
+	t.Setenv("MACHINE_TYPES", "")
 	o, err := parse(nil, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +168,7 @@ func TestHelpDocumentsTheFlags(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-h: %v", err)
 	}
-	for _, want := range []string{"-addr", "PORT", "-dir", "WEB_DIR", "-relay-url", "RELAY_URL", "config.json"} {
+	for _, want := range []string{"-addr", "PORT", "-dir", "WEB_DIR", "-relay-url", "RELAY_URL", "-machine-types", "MACHINE_TYPES", "config.json"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("-h output lacks %q:\n%s", want, out.String())
 		}

@@ -4,6 +4,7 @@
 // line means the same thing in every window.
 import { useLayoutEffect, useRef } from 'react';
 import uPlot from 'uplot';
+import { formatClock } from '../lib/format';
 import { gapThreshold, timeGaps } from '../lib/stats';
 import { markFirstPoint } from '../testHooks';
 
@@ -20,7 +21,38 @@ const timeGapsRefiner: uPlot.Series.GapsRefiner = (u, _sidx, idx0, idx1, nullGap
   return out.sort((p, q) => p[0] - q[0]);
 };
 
-const clock = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+/** chartAxes: the time axis and the 0..100 % axis, in the theme's colors. */
+export function chartAxes(): uPlot.Axis[] {
+  // canvas strokes cannot use CSS variables: resolve the theme colors once
+  const css = getComputedStyle(document.documentElement);
+  const muted = css.getPropertyValue('--muted').trim() || '#888';
+  const grid = css.getPropertyValue('--grid').trim() || '#8883';
+  return [
+    {
+      stroke: muted,
+      grid: { stroke: grid, width: 1 },
+      ticks: { show: false },
+      values: (_u, splits) => splits.map((v) => formatClock(v)),
+    },
+    {
+      stroke: muted,
+      grid: { stroke: grid, width: 1 },
+      ticks: { show: false },
+      size: 44,
+      values: (_u, vals) => vals.map((v) => `${v} %`),
+    },
+  ];
+}
+
+/** observeWidth keeps the plot as wide as its host; returns the cleanup. */
+export function observeWidth(u: uPlot, el: HTMLElement, height: number): () => void {
+  const ro = new ResizeObserver(() => {
+    const w = Math.max(200, el.clientWidth);
+    if (w !== u.width) u.setSize({ width: w, height });
+  });
+  ro.observe(el);
+  return () => ro.disconnect();
+}
 
 export interface LiveChartProps {
   testId: string;
@@ -44,10 +76,6 @@ export function LiveChart({ testId, label, color, t, y, yAvg, fromT, toT, height
   useLayoutEffect(() => {
     const el = host.current;
     if (!el) return;
-    // canvas strokes cannot use CSS variables: resolve the theme colors once
-    const css = getComputedStyle(document.documentElement);
-    const muted = css.getPropertyValue('--muted').trim() || '#888';
-    const grid = css.getPropertyValue('--grid').trim() || '#8883';
     const opts: uPlot.Options = {
       width: Math.max(200, el.clientWidth),
       height,
@@ -57,21 +85,7 @@ export function LiveChart({ testId, label, color, t, y, yAvg, fromT, toT, height
         x: { time: true, range: () => range.current },
         y: { range: [0, 100] },
       },
-      axes: [
-        {
-          stroke: muted,
-          grid: { stroke: grid, width: 1 },
-          ticks: { show: false },
-          values: (_u, splits) => splits.map((v) => clock.format(v * 1000)),
-        },
-        {
-          stroke: muted,
-          grid: { stroke: grid, width: 1 },
-          ticks: { show: false },
-          size: 44,
-          values: (_u, vals) => vals.map((v) => `${v} %`),
-        },
-      ],
+      axes: chartAxes(),
       series: [
         {},
         {
@@ -93,13 +107,9 @@ export function LiveChart({ testId, label, color, t, y, yAvg, fromT, toT, height
     };
     const u = new uPlot(opts, [new Float64Array(0), new Float32Array(0), new Float32Array(0)], el);
     plot.current = u;
-    const ro = new ResizeObserver(() => {
-      const w = Math.max(200, el.clientWidth);
-      if (w !== u.width) u.setSize({ width: w, height });
-    });
-    ro.observe(el);
+    const unobserve = observeWidth(u, el, height);
     return () => {
-      ro.disconnect();
+      unobserve();
       u.destroy();
       plot.current = null;
     };
@@ -119,6 +129,8 @@ export function LiveChart({ testId, label, color, t, y, yAvg, fromT, toT, height
       ref={host}
       data-testid={testId}
       data-points={t.length}
+      data-from={fromT}
+      data-to={toT}
       role="img"
       aria-label={label}
     />

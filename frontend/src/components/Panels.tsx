@@ -1,11 +1,14 @@
 // The panels of the dashboard. They are pure functions of the views the App computes
 // a few times per second; none of them touches the store.
 import type { ConnectionInfo } from '../lib/connection';
-import { fmt, type Lang, type T } from '../lib/i18n';
-import { THRESHOLDS, type CapacityView, type ProcessView, type RouteRow } from '../lib/store';
+import { memo } from 'react';
+import { formatAgo, formatClock, formatDuration, windowLabel } from '../lib/format';
+import { fmt, type Key, type Lang, type T } from '../lib/i18n';
+import { REPLAY_LAG_S } from '../lib/store';
+import { THRESHOLDS } from '../lib/verdict';
+import type { CapacityView, ChartView, ProcessView, RouteRow } from '../lib/views';
 import type { VmRecord } from '../lib/types';
 import { LiveChart, Sparkline } from './LiveChart';
-import type { ChartView } from '../lib/store';
 
 export function ConnPill({ info, t, now }: { info: ConnectionInfo; t: T; now: number }) {
   const retry =
@@ -17,19 +20,6 @@ export function ConnPill({ info, t, now }: { info: ConnectionInfo; t: T; now: nu
       {retry !== null && <span className="muted small"> · {t('retryIn', { s: retry })}</span>}
     </div>
   );
-}
-
-export function formatAgo(s: number, lang: Lang): string {
-  if (!Number.isFinite(s)) return '—';
-  const v = Math.max(0, s);
-  if (v < 10) return `${fmt(lang, v, 1)} s`;
-  if (v < 120) return `${Math.round(v)} s`;
-  if (v < 7200) return `${Math.round(v / 60)} min`;
-  return `${Math.round(v / 3600)} h`;
-}
-
-export function windowLabel(s: number): string {
-  return `${Math.round(s / 60)} min`;
 }
 
 export function MetricChart(props: {
@@ -53,7 +43,8 @@ export function MetricChart(props: {
   const sub = [chart.lastSecondSamples > 1 ? t('avgLastSecond', { n: chart.lastSecondSamples }) : '', detail]
     .filter(Boolean)
     .join(' · ');
-  const color = isCpu ? '#f97316' : '#3b82f6';
+  // at least 3:1 on the card: the headline is large text (WCAG AA)
+  const color = isCpu ? '#ea580c' : '#2563eb';
   return (
     <section className={`card chart-card chart-${kind}`} aria-labelledby={`h-${kind}`}>
       <header className="card-head">
@@ -82,9 +73,9 @@ export function MetricChart(props: {
   );
 }
 
-const VERDICT_CLASS = { ok: 'good', tight: 'warn', fail: 'bad', insufficient: 'neutral' } as const;
+export const VERDICT_CLASS = { ok: 'good', tight: 'warn', fail: 'bad', unstressed: 'idle', insufficient: 'neutral' } as const;
 
-export function CapacityPanel({ cap, lang, t }: { cap: CapacityView | null; lang: Lang; t: T }) {
+function CapacityPanelView({ cap, lang, t }: { cap: CapacityView | null; lang: Lang; t: T }) {
   if (!cap) return null;
   const cls = VERDICT_CLASS[cap.verdict];
   const n = (v: number) => `${fmt(lang, v, 1)} %`;
@@ -120,19 +111,44 @@ export function CapacityPanel({ cap, lang, t }: { cap: CapacityView | null; lang
           'cap-records',
         )}
       </div>
+      <Explanation cap={cap} t={t} />
       <p className="muted small">
-        {t('covered', { s: formatAgo(cap.coveredS, lang) })}. {' '}
+        {t('covered', { s: formatAgo(cap.coveredS, lang) })}.{' '}
         {t('verdictRule', {
           cpuTight: THRESHOLDS.cpuP95Tight,
           ramTight: THRESHOLDS.ramPeakTight,
           cpuFail: THRESHOLDS.cpuP95Fail,
           ramFail: THRESHOLDS.ramPeakFail,
+          cpuIdle: THRESHOLDS.cpuP95Unstressed,
+          ramIdle: THRESHOLDS.ramPeakUnstressed,
           minSamples: THRESHOLDS.minSamples,
           minCover: THRESHOLDS.minCoverS,
         })}{' '}
         {t('verdictScope')}
       </p>
     </section>
+  );
+}
+
+/** Explanation says why: which resource ran out first and when, or that nothing was pushed. */
+export function Explanation({ cap, t }: { cap: Pick<CapacityView, 'verdict' | 'crossing'>; t: T }) {
+  const c = cap.crossing;
+  let text = '';
+  if (c) {
+    text = t(c.resource === 'cpu' ? 'explainCpu' : 'explainRam', {
+      pct: c.resource === 'cpu' ? THRESHOLDS.cpuP95Tight : THRESHOLDS.ramPeakTight,
+      trail: THRESHOLDS.trailingS,
+      at: formatClock(c.atS),
+      in: formatDuration(c.sinceStartS),
+    });
+  } else if (cap.verdict === 'unstressed') {
+    text = t('explainUnstressed', { cpu: THRESHOLDS.cpuP95Unstressed, ram: THRESHOLDS.ramPeakUnstressed });
+  }
+  if (!text) return null;
+  return (
+    <p className="explain" data-testid="verdict-explain" data-resource={c?.resource ?? ''}>
+      {text}
+    </p>
   );
 }
 
@@ -143,12 +159,52 @@ function Delta({ d }: { d: number | null }) {
   return <span className="muted">= 0</span>;
 }
 
-const STATE_NAMES: Record<Lang, Record<string, string>> = {
-  en: { R: 'running', S: 'sleeping', D: 'disk wait', I: 'idle', Z: 'zombie', T: 'stopped', t: 'traced', X: 'dead' },
-  es: { R: 'corriendo', S: 'durmiendo', D: 'espera de disco', I: 'inactivo', Z: 'zombie', T: 'parado', t: 'trazado', X: 'muerto' },
-};
+/** stateName is the translated name of a /proc state letter ('' for an unknown one). */
+function stateName(t: T, state: string): string {
+  return /^[RSDIZTtX]$/.test(state) ? t(`pstate_${state}` as Key) : '';
+}
 
-export function ProcessPanel({ pv, lang, t }: { pv: ProcessView | null; lang: Lang; t: T }) {
+/** SourceBadge says where a VM's samples are read: kernel modules, the /proc fallback, or not said. */
+export function SourceBadge({ source, t }: { source: string; t: T }) {
+  const kind = source === 'kmod' || source === 'procfs' ? source : 'unknown';
+  return (
+    <span className={`chip source source-${kind}`} title={t(`sourceHelp_${kind}`)} data-testid="source" data-source={kind}>
+      {kind === 'procfs' && (
+        <span aria-hidden="true">⚠ </span>
+      )}
+      {t(`source_${kind}`)}
+    </span>
+  );
+}
+
+/** VmBar heads the detail view: which VM, where its samples come from, and whether they are a replay. */
+export function VmBar(props: { vm: string; source: string; lagS: number; latestT: number; t: T }) {
+  const { vm, source, lagS, latestT, t } = props;
+  const replay = lagS > REPLAY_LAG_S;
+  return (
+    <>
+      <section className="vmbar" aria-labelledby="h-vm" data-testid="vm-detail" data-vm={vm}>
+        <h2 id="h-vm">{t('vmDetail', { vm: vm === '' ? t('vmUnnamed') : vm })}</h2>
+        <span className="muted small">{t('source')}:</span>
+        <SourceBadge source={source} t={t} />
+        {replay && <span className="chip tag-replay">{t('replay')}</span>}
+      </section>
+      {source === 'procfs' && (
+        <p className="notice notice-warn" role="status" data-testid="procfs-warning">
+          <span aria-hidden="true">⚠ </span>
+          {t('procfsWarning', { vm: vm === '' ? t('vmUnnamed') : vm })}
+        </p>
+      )}
+      {replay && (
+        <p className="notice notice-info" data-testid="replay-banner" data-lag={Math.round(lagS)}>
+          {t('replayBanner', { at: formatClock(latestT), lag: formatDuration(lagS) })}
+        </p>
+      )}
+    </>
+  );
+}
+
+function ProcessPanelView({ pv, lang, t }: { pv: ProcessView | null; lang: Lang; t: T }) {
   return (
     <section className="card procs" aria-labelledby="h-procs" data-testid="processes">
       <header className="card-head">
@@ -216,9 +272,17 @@ export function ProcessPanel({ pv, lang, t }: { pv: ProcessView | null; lang: La
               {pv.top.procs.map((p) => (
                 <tr key={`${p.pid}-${p.name}`}>
                   <td className="num">{p.pid}</td>
-                  <td className="name">{p.name}</td>
-                  <td title={STATE_NAMES[lang][p.state] ?? p.state}>
-                    {p.state} <span className="muted small">{STATE_NAMES[lang][p.state] ?? ''}</span>
+                  <td className="name">
+                    {p.name === '' ? (
+                      <span className="hidden-name" title={t('hiddenNameHelp')} data-testid="hidden-name">
+                        {t('hiddenName')}
+                      </span>
+                    ) : (
+                      p.name
+                    )}
+                  </td>
+                  <td title={stateName(t, p.state) || p.state}>
+                    {p.state} <span className="muted small">{stateName(t, p.state)}</span>
                   </td>
                   <td className="num">{fmt(lang, p.rss_mib, 0)}</td>
                 </tr>
@@ -231,7 +295,7 @@ export function ProcessPanel({ pv, lang, t }: { pv: ProcessView | null; lang: La
   );
 }
 
-export function RoutePanel({ rows, lang, t, windowS }: { rows: RouteRow[]; lang: Lang; t: T; windowS: number }) {
+function RoutePanelView({ rows, lang, t, windowS }: { rows: RouteRow[]; lang: Lang; t: T; windowS: number }) {
   const maxRate = Math.max(1, ...rows.map((r) => r.rateLive));
   const maxP95 = Math.max(1e-9, ...rows.map((r) => (Number.isFinite(r.p95) ? r.p95 : 0)));
   const inWin = rows.reduce((s, r) => s + r.inWindow, 0);
@@ -288,7 +352,7 @@ export function RoutePanel({ rows, lang, t, windowS }: { rows: RouteRow[]; lang:
         ))}
       </div>
       {inWin > 0 && (
-        <div className="split" aria-label="split">
+        <div className="split" role="group" aria-label={t('split')}>
           {rows
             .filter((r) => r.inWindow > 0)
             .map((r, i) => (
@@ -301,3 +365,12 @@ export function RoutePanel({ rows, lang, t, windowS }: { rows: RouteRow[]; lang:
     </section>
   );
 }
+
+/** CapacityPanel re-renders only when its view changes (once a second), not on every chart tick. */
+export const CapacityPanel = memo(CapacityPanelView);
+
+/** ProcessPanel re-renders only when its view changes (once a second), not on every chart tick. */
+export const ProcessPanel = memo(ProcessPanelView);
+
+/** RoutePanel re-renders only when its view changes (once a second), not on every chart tick. */
+export const RoutePanel = memo(RoutePanelView);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig, resolveRelayUrl, sameOriginWs, type FetchLike } from './config';
+import { loadConfig, MAX_MACHINE_TYPES, parseMachineTypes, resolveRelayUrl, sameOriginWs, type FetchLike } from './config';
 
 const http = { protocol: 'http:', host: '127.0.0.1:8080' };
 const https = { protocol: 'https:', host: 'dash.example.run.app' };
@@ -61,6 +61,18 @@ describe('loadConfig', () => {
     const cfg = await loadConfig(fetchReturning(200, { relayUrl: 'wss://r.example/ws', extra: true }, seen), http);
     expect(seen).toEqual(['/config.json no-store']);
     expect(cfg).toEqual({ relayUrl: 'wss://r.example/ws', source: 'config' });
+  });
+
+  it('reads the machine types when given, keeping only string entries', async () => {
+    const cfg = await loadConfig(
+      fetchReturning(200, { relayUrl: '', machineTypes: { 'vm-a': 'e2-small', 'vm-b': 7, 'vm-c': '', ['x'.repeat(65)]: 'e2' } }),
+      http,
+    );
+    expect(cfg.machineTypes).toEqual({ 'vm-a': 'e2-small' });
+    expect(parseMachineTypes([1])).toBeNull();
+    expect(parseMachineTypes({})).toBeNull();
+    const many = Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`vm-${i}`, 'e2-small']));
+    expect(Object.keys(parseMachineTypes(many)!)).toHaveLength(MAX_MACHINE_TYPES);
   });
 
   it('falls back to same-origin on 404 and on a 2xx without a relayUrl', async () => {

@@ -1,6 +1,7 @@
 // Run-time configuration: the relay URL comes from /config.json served next to the
-// page ({"relayUrl": "wss://..."}), never from the bundle. Empty or missing means the
-// same origin's /ws.
+// page ({"relayUrl": "wss://...", "machineTypes": {"vm-a": "e2-small"}}), never from the
+// bundle. Empty or missing means the same origin's /ws. machineTypes (optional) names
+// each VM's machine type for the comparison table; records do not carry it.
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff';
 
 export interface LocationLike {
@@ -12,6 +13,24 @@ export interface DashboardConfig {
   relayUrl: string;
   /** where the URL came from, shown in the footer */
   source: 'config' | 'same-origin';
+  /** VM name → machine type, when the server knows them */
+  machineTypes?: Record<string, string>;
+}
+
+/** at most this many machine types are read, each name and type at most 64 characters */
+export const MAX_MACHINE_TYPES = 256;
+
+/** parseMachineTypes keeps the string → string entries of raw (bounded); null when none. */
+export function parseMachineTypes(raw: unknown): Record<string, string> | null {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return null;
+  const out: Record<string, string> = {};
+  let n = 0;
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+    if (typeof v !== 'string' || v === '' || k.length > 64 || v.length > 64) continue;
+    out[k] = v;
+    if (++n >= MAX_MACHINE_TYPES) break;
+  }
+  return n > 0 ? out : null;
 }
 
 /** sameOriginWs is ws(s)://<host>/ws for the page's own origin. */
@@ -98,8 +117,10 @@ async function fetchConfigOnce(fetchFn: FetchLike, loc: LocationLike, timeoutMs:
       // is a server without a config, as good as a 404; a body cut off is not
       return e instanceof SyntaxError ? resolveRelayUrl(undefined, loc) : RETRY;
     }
-    const raw = body && typeof body === 'object' ? (body as { relayUrl?: unknown }).relayUrl : undefined;
-    return resolveRelayUrl(raw, loc);
+    const o = body && typeof body === 'object' ? (body as { relayUrl?: unknown; machineTypes?: unknown }) : {};
+    const cfg = resolveRelayUrl(o.relayUrl, loc);
+    const types = parseMachineTypes(o.machineTypes);
+    return types ? { ...cfg, machineTypes: types } : cfg;
   } catch {
     return RETRY; // network error or timeout
   } finally {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { itemTime, parseFrame, parseHora, parseStoredAt } from './protocol';
+import { commitTime, parseFrame, parseHora, parseStoredAt, sampleTime, ulidTimeMs } from './protocol';
 import { item, rec } from './testdata';
 
 describe('time parsing', () => {
@@ -20,13 +20,48 @@ describe('time parsing', () => {
     expect(parseStoredAt(null)).toBeNaN();
   });
 
-  it('uses stored_at for the item time and falls back to hora', () => {
+  it('uses stored_at for the commit time and falls back to hora', () => {
     const it1 = item(Date.UTC(2026, 10, 23, 12, 0, 0, 250));
-    expect(itemTime(it1)).toBe(Date.UTC(2026, 10, 23, 12, 0, 0, 250));
+    expect(commitTime(it1)).toBe(Date.UTC(2026, 10, 23, 12, 0, 0, 250));
     const it2 = { ...it1, stored_at: '' };
-    expect(itemTime(it2)).toBe(Date.UTC(2026, 10, 23, 12, 0, 0));
+    expect(commitTime(it2)).toBe(Date.UTC(2026, 10, 23, 12, 0, 0));
+  });
+
+  it("reads the millisecond time of the agent's ids (record.IDSource) and nothing else", () => {
+    // record.IDSource.New(time.UnixMilli(1469922850259)) in Go
+    expect(ulidTimeMs('01ARZ3NDEKEVCDVNNN5FZ3QR67')).toBe(1469922850259);
+    expect(ulidTimeMs('1751425569118_4886')).toBeNaN();
+    expect(ulidTimeMs('01ARZ3NDEKEVCDVNNN5FZ3QR6U')).toBe(1469922850259); // only the time part is read
+    expect(ulidTimeMs('0IARZ3NDEKEVCDVNNN5FZ3QR67')).toBeNaN(); // I is not Crockford
+    expect(ulidTimeMs(undefined)).toBeNaN();
+  });
+
+  it('takes the sample time from hora, placed within its second by the id or stored_at', () => {
+    const h = Date.UTC(2026, 10, 23, 12, 0, 7);
+    const base = item(h + 2_000); // committed 2 s after the sample was taken
+    const at = (p: object, stored = base.stored_at) => sampleTime({ ...base, stored_at: stored, record: { ...base.record, hora: '2026-11-23 12:00:07', ...p } });
+    expect(at({ id: ulidAt(h + 437) })).toBe(h + 437);
+    // an id whose time is not in hora's second says nothing about the sample
+    expect(at({ id: ulidAt(h + 5_000) })).toBe(h);
+    // a live record committed within the sample's second
+    expect(at({ id: 'x' }, new Date(h + 120).toISOString())).toBe(h + 120);
+    // a replay: committed an hour later, the sample stays at hora
+    expect(at({ id: 'x' }, new Date(h + 3_600_000).toISOString())).toBe(h);
+    expect(at({ hora: '2026-11-23T12:00:07.250Z' })).toBe(h + 250);
+    expect(at({ hora: 'garbage' })).toBe(h + 2_000);
   });
 });
+
+/** ulidAt makes an id as record.IDSource does for epoch ms `ms`. */
+function ulidAt(ms: number): string {
+  const c = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+  let s = '';
+  for (let i = 0; i < 10; i++) {
+    s = c[ms % 32] + s;
+    ms = Math.floor(ms / 32);
+  }
+  return s + 'EVCDVNNN5FZ3QR67';
+}
 
 describe('parseFrame', () => {
   it('parses history and batch frames and ignores unknown fields', () => {

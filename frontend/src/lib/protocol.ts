@@ -33,10 +33,46 @@ export function parseStoredAt(s: unknown): number {
   return Date.parse(cut);
 }
 
-/** itemTime is the x value of an item in epoch ms: stored_at when present, else hora. */
-export function itemTime(it: RelayItem): number {
+/** commitTime is when the record was committed, in epoch ms: stored_at, else hora. */
+export function commitTime(it: RelayItem): number {
   const t = parseStoredAt(it.stored_at);
   return Number.isNaN(t) ? parseHora(it.record.hora) : t;
+}
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+/**
+ * ulidTimeMs is the millisecond time in a ULID-style id (the agent's ids: 26 Crockford
+ * base32 characters, the first 10 the time), or NaN for any other id.
+ */
+export function ulidTimeMs(id: unknown): number {
+  if (typeof id !== 'string' || id.length !== 26) return NaN;
+  let ms = 0;
+  for (let i = 0; i < 10; i++) {
+    const v = CROCKFORD.indexOf(id[i]);
+    if (v < 0) return NaN;
+    ms = ms * 32 + v;
+  }
+  return ms;
+}
+
+/**
+ * sampleTime is when the VM took the sample, in epoch ms: its hora. hora has whole
+ * seconds and an agent samples up to 100 times a second, so the sample is placed within
+ * its second by the millisecond its id carries (the agent's ids are made from the same
+ * clock reading as hora), else by stored_at when that falls in the same second (a live
+ * record), else at the start of the second. Without a usable hora: the commit time.
+ * Replays (phase 2 sends samples collected earlier) are thus drawn when they were taken.
+ */
+export function sampleTime(it: RelayItem): number {
+  const h = parseHora(it.record.hora);
+  if (Number.isNaN(h)) return commitTime(it);
+  if (h % 1000 !== 0) return h; // RFC 3339 hora with a fraction: already precise
+  const idMs = ulidTimeMs(it.record.id);
+  if (idMs >= h && idMs < h + 1000) return idMs;
+  const s = parseStoredAt(it.stored_at);
+  if (s >= h && s < h + 1000) return s;
+  return h;
 }
 
 const NUM_FIELDS: (keyof VmRecord)[] = [
@@ -78,12 +114,13 @@ function isTopProcess(x: unknown): x is TopProcess {
 
 /**
  * sanitizeRecord makes the fields the page renders as text safe to render: hora is
- * always a string, and top_procesos is kept only as an array of well-formed entries
+ * always a string, source a string or absent, and top_procesos is kept only as an array of well-formed entries
  * (bad entries are dropped). A `null` entry or an object where a name should be would
  * otherwise throw while React renders and take the whole page down.
  */
 function sanitizeRecord(r: VmRecord): void {
   const raw = r as unknown as Record<string, unknown>;
+  if (raw.source !== undefined && typeof raw.source !== 'string') delete r.source;
   if (typeof raw.hora !== 'string') r.hora = raw.hora === undefined || raw.hora === null ? '' : String(raw.hora);
   if (raw.top_procesos !== undefined) {
     if (Array.isArray(raw.top_procesos)) r.top_procesos = raw.top_procesos.filter(isTopProcess).slice(0, MAX_TOP_PROCESSES);

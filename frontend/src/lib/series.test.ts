@@ -77,3 +77,20 @@ describe('SeriesBuffer', () => {
     expect(b.length).toBe(0);
   });
 });
+
+describe('SeriesBuffer.dropOldest', () => {
+  it('drops the oldest samples and gives back memory when mostly empty', () => {
+    const s = new SeriesBuffer(1, 100_000, 1e9, 64);
+    for (let i = 0; i < 50_000; i++) s.insert(i, [i]);
+    const big = s.allocated;
+    s.dropOldest(49_000);
+    expect(s.length).toBe(1000);
+    expect(s.oldest).toBe(49_000);
+    expect(s.newest).toBe(49_999);
+    expect(s.allocated).toBeLessThan(big / 4);
+    s.insert(50_000, [1]);
+    expect(s.length).toBe(1001);
+    s.dropOldest(5000);
+    expect(s.length).toBe(0);
+  });
+});

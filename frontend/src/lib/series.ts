@@ -21,7 +21,7 @@ export class SeriesBuffer {
     readonly ncols: number,
     readonly cap: number,
     readonly retainS: number,
-    initial = 1024,
+    private readonly initial = 1024,
   ) {
     const n = Math.max(4, Math.min(initial, 2 * cap));
     this.t = new Float64Array(n);
@@ -72,6 +72,16 @@ export class SeriesBuffer {
     const floor = this.t[this.end - 1] - this.retainS;
     while (this.start < this.end && this.t[this.start] < floor) this.start++;
     return true;
+  }
+
+  /**
+   * dropOldest removes the n oldest samples. When that leaves the buffer mostly empty
+   * its arrays are reallocated smaller, so memory follows what is held.
+   */
+  dropOldest(n: number): void {
+    this.start = Math.min(this.end, this.start + Math.max(0, Math.floor(n)));
+    const len = this.length;
+    if (this.t.length > 4 * Math.max(len, this.initial)) this.realloc(Math.max(2 * len, this.initial));
   }
 
   clear(): void {
@@ -135,16 +145,24 @@ export class SeriesBuffer {
       this.t.copyWithin(0, this.start, this.end);
       for (const c of this.cols) c.copyWithin(0, this.start, this.end);
     } else {
-      const nl = Math.min(2 * this.cap, len * 2);
-      const t = new Float64Array(nl);
-      t.set(this.t.subarray(this.start, this.end));
-      this.t = t;
-      this.cols = this.cols.map((c) => {
-        const d = new Float32Array(nl);
-        d.set(c.subarray(this.start, this.end));
-        return d;
-      });
+      this.realloc(Math.min(2 * this.cap, len * 2));
+      return;
     }
+    this.start = 0;
+    this.end = n;
+  }
+
+  /** realloc moves what is held to new arrays of size, which must hold it. */
+  private realloc(size: number): void {
+    const n = this.length;
+    const t = new Float64Array(size);
+    t.set(this.t.subarray(this.start, this.end));
+    this.t = t;
+    this.cols = this.cols.map((c) => {
+      const d = new Float32Array(size);
+      d.set(c.subarray(this.start, this.end));
+      return d;
+    });
     this.start = 0;
     this.end = n;
   }

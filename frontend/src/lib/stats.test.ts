@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { downsampleLast, gapThreshold, maxOf, meanOf, quantiles, rollingMean, secondMeans, timeGaps } from './stats';
+import { bucketMeans, downsampleLast, gapThreshold, maxOf, meanOf, quantiles, rollingMean, secondMeans, secondMeansAt, timeGaps } from './stats';
 
 describe('quantiles (nearest rank)', () => {
   it('computes p50 and p95 of 1..100', () => {
@@ -130,5 +130,19 @@ describe('secondMeans', () => {
     expect([...secondMeans([10, 11, 12, 13.5], [1, 2, 3, 4])]).toEqual([1, 2, 3, 4]);
     expect([...secondMeans([10, 15, 20], [5, 6, 7])]).toEqual([5, 6, 7]);
     expect([...secondMeans([10.2, 10.7, 11.1], [10, 30, 50])]).toEqual([20, 50]); // 2 vs 1 per second: kept
+  });
+});
+
+describe('secondMeansAt', () => {
+  it('gives the second each kept mean belongs to', () => {
+    const r = secondMeansAt([10.2, 10.7, 11.1, 13.9], [10, 30, 50, 70]);
+    expect([...r.seconds]).toEqual([10, 11, 13]);
+    expect([...r.means]).toEqual([20, 50, 70]);
+  });
+});
+
+describe('bucketMeans', () => {
+  it('averages per whole second and leaves empty seconds null', () => {
+    expect(bucketMeans([9.5, 10.2, 10.7, 12.1, 14.2], [1, 10, 30, 50, 9], 10, 4)).toEqual([20, null, 50, null]);
   });
 });

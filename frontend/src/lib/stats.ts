@@ -119,6 +119,16 @@ export function rollingMean(
  * samples a second or more apart every second holds one sample and all are kept.
  */
 export function secondMeans(times: ArrayLike<number>, values: ArrayLike<number>, minShare = 0.25): Float64Array {
+  return secondMeansAt(times, values, minShare).means;
+}
+
+/** secondMeansAt is secondMeans with the second (floor of the time) each mean belongs to. */
+export function secondMeansAt(
+  times: ArrayLike<number>,
+  values: ArrayLike<number>,
+  minShare = 0.25,
+): { seconds: Float64Array; means: Float64Array } {
+  const secs: number[] = [];
   const sums: number[] = [];
   const counts: number[] = [];
   let cur = NaN;
@@ -126,16 +136,42 @@ export function secondMeans(times: ArrayLike<number>, values: ArrayLike<number>,
     const s = Math.floor(times[i]);
     if (s !== cur) {
       cur = s;
+      secs.push(s);
       sums.push(0);
       counts.push(0);
     }
     sums[sums.length - 1] += values[i];
     counts[counts.length - 1]++;
   }
-  if (counts.length === 0) return new Float64Array(0);
+  if (counts.length === 0) return { seconds: new Float64Array(0), means: new Float64Array(0) };
   const sorted = Float64Array.from(counts).sort();
   const min = minShare * sorted[sorted.length >> 1];
-  const out: number[] = [];
-  for (let i = 0; i < counts.length; i++) if (counts[i] >= min) out.push(sums[i] / counts[i]);
-  return Float64Array.from(out);
+  const seconds: number[] = [];
+  const means: number[] = [];
+  for (let i = 0; i < counts.length; i++) {
+    if (counts[i] >= min) {
+      seconds.push(secs[i]);
+      means.push(sums[i] / counts[i]);
+    }
+  }
+  return { seconds: Float64Array.from(seconds), means: Float64Array.from(means) };
+}
+
+/**
+ * bucketMeans averages (sorted) values per whole second from fromS (an integer) on:
+ * out[k] is the mean of the values whose time lies in [fromS + k, fromS + k + 1), or
+ * null for a second without any (a gap on a chart).
+ */
+export function bucketMeans(times: ArrayLike<number>, values: ArrayLike<number>, fromS: number, n: number): (number | null)[] {
+  const sums = new Float64Array(n);
+  const counts = new Uint32Array(n);
+  for (let i = 0; i < times.length; i++) {
+    const k = Math.floor(times[i]) - fromS;
+    if (k < 0 || k >= n) continue;
+    sums[k] += values[i];
+    counts[k]++;
+  }
+  const out = new Array<number | null>(n);
+  for (let k = 0; k < n; k++) out[k] = counts[k] ? sums[k] / counts[k] : null;
+  return out;
 }

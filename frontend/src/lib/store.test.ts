@@ -1,30 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { ParsedFrame } from './protocol';
-import {
-  capacityView,
-  chartView,
-  DashboardStore,
-  dedupeKey,
-  DEFAULT_LIMITS,
-  IdSet,
-  MAX_AHEAD_MS,
-  processView,
-  routeView,
-  THRESHOLDS,
-  verdictOf,
-} from './store';
-import { item, T0 } from './testdata';
+import { DashboardStore, dedupeKey, DEFAULT_LIMITS, IdSet, MAX_AHEAD_MS } from './store';
+import { batch, history, item, stream, T0 } from './testdata';
 import type { RelayItem } from './types';
-
-const batch = (items: RelayItem[]): ParsedFrame => ({ kind: 'batch', items, dropped: 0 });
-const history = (items: RelayItem[]): ParsedFrame => ({ kind: 'history', items, dropped: 0 });
-
-/** n items, one every `stepMs`, starting at T0, alternating routes. */
-function stream(n: number, stepMs: number, p: (i: number) => object = () => ({})): RelayItem[] {
-  return Array.from({ length: n }, (_, i) =>
-    item(T0 + i * stepMs, p(i), i % 2 ? 'route2' : 'route1', i % 2 ? 10 + (i % 7) : 1 + (i % 3)),
-  );
-}
+import { chartView, routeView } from './views';
 
 describe('IdSet', () => {
   it('dedupes and forgets the oldest ids past its cap', () => {
@@ -79,14 +57,111 @@ describe('DashboardStore ingest', () => {
     expect(st.accepted).toBe(1);
   });
 
-  it('keeps VMs apart and caps their number', () => {
+  it('keeps VMs apart; a new name beyond maxVms evicts the least active VM, never the pinned one', () => {
     const st = new DashboardStore({ ...DEFAULT_LIMITS, maxVms: 2 });
-    st.ingest(batch([item(T0, { vm: 'a' }), item(T0 + 1, { vm: 'b' }), item(T0 + 2, { vm: 'c' }), item(T0 + 3, { vm: 'a' })]), T0);
-    expect(st.vmNames()).toEqual(['a', 'b']);
-    expect(st.vms.get('a')!.received).toBe(2);
-    expect(st.limited).toBe(1);
-    expect(chartView(st, 'b', 60).points).toBe(1);
+    // a sends 3 records, b one
+    st.ingest(batch([item(T0, { vm: 'a' }), item(T0 + 1, { vm: 'a' }), item(T0 + 2, { vm: 'a' }), item(T0 + 3, { vm: 'b' })]), T0);
+    st.ingest(batch([item(T0 + 4, { vm: 'c' })]), T0 + 1000);
+    expect(st.vmNames().sort()).toEqual(['a', 'c']);
+    expect(st.evicted).toBe(1);
+    expect(st.vms.get('a')!.received).toBe(3);
+    expect(chartView(st, 'c', 60).points).toBe(1);
     expect(chartView(st, 'nope', 60).points).toBe(0);
+    // the user picked c: d evicts a, although a was more active
+    st.pin('c');
+    st.ingest(batch([item(T0 + 5, { vm: 'd' })]), T0 + 2000);
+    expect(st.vmNames().sort()).toEqual(['c', 'd']);
+    expect(st.totalSamples).toBe(2);
+  });
+
+  it('is not starved by a flood of invented VM names, and keeps the picked one', () => {
+    const st = new DashboardStore();
+    // the real VM: one sample a second for 5 minutes
+    for (let s = 0; s < 300; s++) st.ingest(batch([item(T0 + s * 1000, { vm: 'real' })]), T0 + s * 1000 + 50);
+    // a flood VM the user happens to pick
+    st.ingest(batch([item(T0 + 300_000, { vm: 'flood-picked' })]), T0 + 300_050);
+    st.pin('flood-picked');
+    // then 100 s of 200 invented names a second, the real VM still sending
+    let n = 0;
+    for (let s = 300; s < 400; s++) {
+      const items: RelayItem[] = [item(T0 + s * 1000, { vm: 'real' })];
+      for (let k = 0; k < 200; k++) items.push(item(T0 + s * 1000 + k, { vm: `flood-${n++}` }));
+      st.ingest(batch(items), T0 + s * 1000 + 50);
+    }
+    expect(st.vms.size).toBe(DEFAULT_LIMITS.maxVms);
+    expect(st.vms.has('real')).toBe(true);
+    expect(st.vms.get('real')!.received).toBe(400);
+    expect(chartView(st, 'real', 900).points).toBe(400);
+    expect(st.vms.has('flood-picked')).toBe(true);
+    expect(st.evicted).toBe(20_001 - (DEFAULT_LIMITS.maxVms - 1));
+    expect(st.totalSamples).toBe([...st.vms.values()].reduce((a, v) => a + v.series.length, 0));
+  });
+
+  it('bounds the samples of all VMs together, trimming the VM that holds the most', () => {
+    const limits = { ...DEFAULT_LIMITS, maxSamplesTotal: 20_000, maxVms: 8 };
+    const st = new DashboardStore(limits);
+    // 8 VMs at 100 records/s each for 60 s: 48 000 samples offered
+    let t = T0;
+    for (let f = 0; f < 600; f++) {
+      const items: RelayItem[] = [];
+      for (let v = 0; v < 8; v++) for (let i = 0; i < 10; i++) items.push(item(t + i, { vm: `vm-${v}` }));
+      t += 100;
+      st.ingest(batch(items), t);
+    }
+    expect(st.accepted).toBe(48_000);
+    expect(st.totalSamples).toBeLessThanOrEqual(limits.maxSamplesTotal);
+    const held = [...st.vms.values()].map((v) => v.series.length);
+    expect(st.totalSamples).toBe(held.reduce((a, b) => a + b, 0));
+    // shared out: nobody holds much more than an eighth
+    expect(Math.max(...held)).toBeLessThan(limits.maxSamplesTotal / 8 + 1000);
+    const allocated = [...st.vms.values()].reduce((a, v) => a + v.series.allocated, 0);
+    expect(allocated).toBeLessThanOrEqual(4 * limits.maxSamplesTotal);
+    // what is held is the newest
+    expect(chartView(st, 'vm-0', 60).toT).toBeCloseTo((t - 100 + 9) / 1000, 3);
+  });
+
+  it('draws a replay at its sample time and says how far behind its commit it is', () => {
+    const st = new DashboardStore();
+    const taken = T0 - 2 * 3600_000;
+    // samples taken two hours ago, one a second, sent now at 20 a second
+    const items = Array.from({ length: 60 }, (_, i) => {
+      const it = item(T0 + i * 50, { vm: 'replayed' });
+      it.record.hora = new Date(taken + i * 1000).toISOString().slice(0, 19).replace('T', ' ');
+      return it;
+    });
+    st.ingest(batch(items), T0 + 3000);
+    const vm = st.vms.get('replayed')!;
+    expect(vm.latestT).toBe((taken + 59_000) / 1000);
+    expect(vm.lagS).toBeCloseTo((T0 + 59 * 50 - (taken + 59_000)) / 1000, 3);
+    const cv = chartView(st, 'replayed', 60);
+    expect(cv.points).toBe(60);
+    expect(cv.t[0]).toBe(taken / 1000);
+    // the route race stays on commit time
+    expect(routeView(st, (T0 + 3000) / 1000, 60)[0].rateLive).toBeGreaterThan(0);
+  });
+
+  it('keeps where the newest sample was read', () => {
+    const st = new DashboardStore();
+    st.ingest(batch([item(T0, { source: 'kmod' }), item(T0 + 1000, { source: 'procfs' }), item(T0 + 500, { source: 'kmod' })]), T0 + 1000);
+    expect(st.vms.get('vm-1')!.source).toBe('procfs');
+    st.ingest(batch([item(T0 + 2000, { vm: 'other' })]), T0 + 2000);
+    expect(st.vms.get('other')!.source).toBe('');
+  });
+
+  it('lists the ids it holds by commit time', () => {
+    const st = new DashboardStore();
+    const items = stream(10, 100);
+    st.ingest(batch(items), T0 + 1000);
+    expect(st.committedBetween(T0 + 200, T0 + 500).sort()).toEqual(items.slice(2, 5).map((x) => x.record.id).sort());
+  });
+
+  it('refuses a sample taken long after its own commit', () => {
+    const st = new DashboardStore();
+    const it = item(T0);
+    it.record.hora = new Date(T0 + 10 * 60_000).toISOString().slice(0, 19).replace('T', ' ');
+    st.ingest(batch([it, item(T0 + 10)]), T0 + 20);
+    expect(st.invalid).toBe(1);
+    expect(st.accepted).toBe(1);
   });
 
   it('bounds memory for an hour at 100 records/s', () => {
@@ -150,197 +225,3 @@ describe('DashboardStore ingest', () => {
   });
 });
 
-describe('views', () => {
-  it('windows the chart to the newest sample', () => {
-    const st = new DashboardStore();
-    st.ingest(batch(stream(300, 1000, (i) => ({ porcentaje_cpu_uso: i % 100 }))), T0 + 300_000);
-    const one = chartView(st, 'vm-1', 60);
-    expect(one.points).toBe(61); // inclusive bounds: t-60 .. t
-    expect(one.toT).toBe((T0 + 299_000) / 1000);
-    expect(one.fromT).toBe(one.toT - 60);
-    expect(one.cpu[one.points - 1]).toBe(99);
-    expect(chartView(st, 'vm-1', 300).points).toBe(300);
-  });
-
-  it('computes the capacity summary over the window', () => {
-    const st = new DashboardStore();
-    // 100 samples, 1 s apart: cpu 0..99, ram constant 40 except one spike
-    st.ingest(
-      batch(stream(100, 1000, (i) => ({ porcentaje_cpu_uso: i, porcentaje_ram: i === 50 ? 85 : 40 }))),
-      T0 + 100_000,
-    );
-    const c = capacityView(st, 'vm-1', 300);
-    expect(c.records).toBe(100);
-    expect(c.coveredS).toBe(99);
-    expect(c.cpuPeak).toBe(99);
-    expect(c.cpuP95).toBe(94);
-    expect(c.cpuP50).toBe(49);
-    expect(c.ramPeak).toBe(85);
-    expect(c.ramP95).toBe(40);
-    // CPU p95 94 % is past the 90 % limit; the RAM spike (85 %) alone would be "tight"
-    expect(c.verdict).toBe('fail');
-    expect(c.reasons).toEqual(['cpu']);
-  });
-
-  it('judges CPU on one-second means, not on 10 ms samples that flip between 0 and 100 %', () => {
-    const st = new DashboardStore();
-    // 61 s at 100 samples/s; a quarter of the samples see a busy core
-    st.ingest(batch(stream(6100, 10, (i) => ({ porcentaje_cpu_uso: i % 4 === 0 ? 100 : 0 }))), T0 + 61_000);
-    const c = capacityView(st, 'vm-1', 60);
-    expect(c.records).toBe(6001); // t-60 s .. t, both ends included
-    expect(c.cpuPeak).toBeCloseTo(25, 5);
-    expect(c.cpuP95).toBeCloseTo(25, 5);
-    expect(c.verdict).toBe('ok');
-    const cv = chartView(st, 'vm-1', 60);
-    expect(cv.cpu[cv.points - 1] === 0 || cv.cpu[cv.points - 1] === 100).toBe(true);
-    // the bold line and the headline: the mean over the last second
-    expect(cv.cpuAvg[cv.points - 1]).toBeCloseTo(25, 0);
-    expect(cv.cpuAvg[0]).toBeCloseTo(25, 0); // a full second of history before the left edge
-    expect(cv.lastSecondSamples).toBe(100);
-    expect(cv.cpuAvg.length).toBe(cv.points);
-  });
-
-  it('does not take one busy sample in a just-started second as the CPU peak', () => {
-    const st = new DashboardStore();
-    // 60 s at 100 samples/s, a quarter of them busy: every one-second mean is 25 %
-    st.ingest(batch(stream(6000, 10, (i) => ({ porcentaje_cpu_uso: i % 4 === 0 ? 100 : 0 }))), T0 + 60_000);
-    // the first sample of the next second happens to see the core busy
-    st.ingest(batch([item(T0 + 60_005, { porcentaje_cpu_uso: 100 })]), T0 + 60_010);
-    const c = capacityView(st, 'vm-1', 60);
-    expect(c.cpuPeak).toBeCloseTo(25, 5);
-    expect(c.cpuP95).toBeCloseTo(25, 5);
-  });
-
-  it('applies the verdict thresholds', () => {
-    const base = { records: 1000, coveredS: 60 };
-    expect(verdictOf({ ...base, cpuP95: 40, ramPeak: 50 })).toEqual({ verdict: 'ok', reasons: [] });
-    expect(verdictOf({ ...base, cpuP95: THRESHOLDS.cpuP95Tight, ramPeak: 50 })).toEqual({ verdict: 'tight', reasons: ['cpu'] });
-    expect(verdictOf({ ...base, cpuP95: 10, ramPeak: THRESHOLDS.ramPeakTight })).toEqual({ verdict: 'tight', reasons: ['ram'] });
-    expect(verdictOf({ ...base, cpuP95: 75, ramPeak: 95 })).toEqual({ verdict: 'fail', reasons: ['ram'] });
-    expect(verdictOf({ ...base, cpuP95: 95, ramPeak: 95 })).toEqual({ verdict: 'fail', reasons: ['cpu', 'ram'] });
-    // too little evidence is said so, whatever the numbers
-    expect(verdictOf({ records: 10, coveredS: 60, cpuP95: 99, ramPeak: 99 }).verdict).toBe('insufficient');
-    expect(verdictOf({ records: 1000, coveredS: 5, cpuP95: 10, ramPeak: 10 }).verdict).toBe('insufficient');
-  });
-
-  it('builds the process table with other = total - the four states and the change vs a minute ago', () => {
-    const st = new DashboardStore();
-    // 120 samples 1 s apart; total grows by 1 per sample; running 2..4; 3 processes in D/I state
-    st.ingest(
-      batch(
-        stream(120, 1000, (i) => ({
-          procesos_corriendo: 2 + (i % 3),
-          procesos_durmiendo: 200 + i - (i % 3),
-          procesos_zombie: 1,
-          procesos_parados: 0,
-          total_procesos: 206 + i,
-          top_procesos: i === 100 ? [{ pid: 1, name: 'init', state: 'S', rss_mib: 12 }] : undefined,
-        })),
-      ),
-      T0 + 120_000,
-    );
-    const pv = processView(st, 'vm-1', 60, 10)!;
-    const row = Object.fromEntries(pv.rows.map((r) => [r.key, r]));
-    expect(row.total.value).toBe(206 + 119);
-    expect(row.running.value).toBe(2 + (119 % 3));
-    expect(row.other.value).toBe(3);
-    expect(row.running.value + row.sleeping.value + row.zombie.value + row.stopped.value + row.other.value).toBe(row.total.value);
-    expect(pv.consistent).toBe(true);
-    expect(row.total.delta).toBe(60); // vs the sample at t-60 s
-    expect(row.zombie.delta).toBe(0);
-    expect(row.total.spark).toHaveLength(10);
-    expect(row.total.spark[9]).toBe(325);
-    expect(pv.top?.procs[0].name).toBe('init');
-    expect(pv.hora).toBe('2026-11-23 12:01:59');
-  });
-
-  it('has no change vs a minute ago when the data is younger than a minute', () => {
-    const st = new DashboardStore();
-    st.ingest(batch(stream(30, 1000)), T0 + 30_000);
-    const pv = processView(st, 'vm-1', 60)!;
-    expect(pv.rows.every((r) => r.delta === null)).toBe(true);
-    expect(processView(st, 'other-vm', 60)).toBeNull();
-  });
-
-  it('flags a record whose states exceed its total', () => {
-    const st = new DashboardStore();
-    st.ingest(batch([item(T0, { total_procesos: 10, procesos_durmiendo: 20 })]), T0);
-    expect(processView(st, 'vm-1', 60)!.consistent).toBe(false);
-  });
-});
-
-describe('route race', () => {
-  it('computes rates, totals and commit latency percentiles per route', () => {
-    const st = new DashboardStore();
-    // 100 records/s for 30 s, alternating routes: 50/s each
-    const items = stream(3000, 10);
-    for (let i = 0; i < items.length; i += 10) st.ingest(batch(items.slice(i, i + 10)), T0 + (i + 10) * 10);
-    const nowS = (T0 + 30_000) / 1000;
-    const rows = routeView(st, nowS, 60);
-    expect(rows.map((r) => r.route)).toEqual(['route1', 'route2']);
-    const [r1, r2] = rows;
-    expect(r1.total).toBe(1500);
-    expect(r2.total).toBe(1500);
-    expect(r1.rateLive).toBeCloseTo(50, 0);
-    expect(r2.rateLive).toBeCloseTo(50, 0);
-    expect(r1.rateWindow).toBeCloseTo(50, 0); // window longer than the data: per second since first seen
-    // route1 commit_ms cycles 1,2,3; route2 10..16
-    expect(r1.p50).toBe(2);
-    expect(r1.p95).toBe(3);
-    expect(r2.p50).toBe(13);
-    expect(r2.p95).toBe(16);
-  });
-
-  it('lets rates decay once the stream stops, using the estimated relay clock', () => {
-    const st = new DashboardStore();
-    const items = stream(1000, 10);
-    // the browser clock runs 5 s ahead of the relay plus 50 ms latency
-    for (let i = 0; i < items.length; i += 10) st.ingest(batch(items.slice(i, i + 10)), T0 + (i + 9) * 10 + 5050);
-    const clientNow = T0 + 10_000 + 5050;
-    expect(st.serverNowS(clientNow)).toBeCloseTo((T0 + 10_000) / 1000, 1);
-    expect(routeView(st, st.serverNowS(clientNow), 60)[0].rateLive).toBeCloseTo(50, 0);
-    const later = routeView(st, st.serverNowS(clientNow + 20_000), 60)[0];
-    expect(later.rateLive).toBe(0);
-    expect(later.total).toBe(500);
-  });
-
-  it('does not understate the live rate of a route seen for less than 10 s', () => {
-    const st = new DashboardStore();
-    const items = stream(400, 10); // 4 s at 100/s, 50/s per route
-    st.ingest(batch(items), T0 + 4000);
-    const [r1] = routeView(st, (T0 + 4000) / 1000, 60);
-    expect(r1.rateLive).toBeCloseTo(50, 0);
-    expect(r1.rateWindow).toBeCloseTo(50, 0);
-  });
-
-  it('divides by the time the buffer covers when its sample cap holds less than the window', () => {
-    const st = new DashboardStore();
-    // 150 records/s per route for 16 minutes: 135 000 per route in 15 min, over the 120 000 cap
-    const perS = 300;
-    const stepMs = 1000 / perS;
-    const n = 16 * 60 * perS;
-    for (let f = 0; f < n; f += 30) {
-      const items: RelayItem[] = [];
-      for (let i = f; i < f + 30; i++) items.push(item(T0 + i * stepMs, {}, i % 2 ? 'route2' : 'route1'));
-      st.ingest(batch(items), T0 + (f + 30) * stepMs);
-    }
-    const nowS = (T0 + n * stepMs) / 1000;
-    const rows = routeView(st, nowS, 900);
-    for (const r of rows) {
-      expect(st.routes.get(r.route)!.series.length).toBe(DEFAULT_LIMITS.maxSamplesPerRoute);
-      expect(r.total).toBe(n / 2);
-      expect(r.rateWindow).toBeGreaterThan(148);
-      expect(r.rateWindow).toBeLessThan(152);
-      expect(r.rateLive).toBeCloseTo(150, 0);
-    }
-  }, 30_000);
-
-  it('always lists route1 and route2, and extra routes after them', () => {
-    const st = new DashboardStore();
-    st.ingest(batch([item(T0, {}, ''), item(T0 + 1, {}, 'route2')]), T0);
-    const rows = routeView(st, T0 / 1000, 60);
-    expect(rows.map((r) => r.route)).toEqual(['route1', 'route2', '']);
-    expect(rows[0].total).toBe(0);
-    expect(rows[0].p95).toBeNaN();
-  });
-});

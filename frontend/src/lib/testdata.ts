@@ -1,4 +1,5 @@
 // Builders for the unit tests (not imported by the app).
+import type { ParsedFrame } from './protocol';
 import type { RelayItem, VmRecord } from './types';
 
 let seq = 0;
@@ -36,3 +37,14 @@ export function item(tMs: number, p: Partial<VmRecord> = {}, route = 'route1', c
 }
 
 export const T0 = Date.UTC(2026, 10, 23, 12, 0, 0);
+
+export const batch = (items: RelayItem[]): ParsedFrame => ({ kind: 'batch', items, dropped: 0 });
+export const history = (items: RelayItem[]): ParsedFrame => ({ kind: 'history', items, dropped: 0 });
+
+/** n items, one every `stepMs`, starting at T0, alternating routes. */
+export function stream(n: number, stepMs: number, p: (i: number) => object = () => ({})): RelayItem[] {
+  return Array.from({ length: n }, (_, i) =>
+    item(T0 + i * stepMs, p(i), i % 2 ? 'route2' : 'route1', i % 2 ? 10 + (i % 7) : 1 + (i % 3)),
+  );
+}
+

@@ -1,8 +1,10 @@
-// Wire types: the record contract (SPEC.md) and the relay protocol.
+// Wire types: the record contract (docs/record.md) and the relay protocol
+// (functions/relay/hub.go).
 
 /** One entry of Record.top_procesos. */
 export interface TopProcess {
   pid: number;
+  /** "" when the relay hides process names (its default; -expose-processes shows them) */
   name: string;
   /** one letter as in /proc/[pid]/stat: R S D I Z T t X */
   state: string;
@@ -24,8 +26,11 @@ export interface VmRecord {
   procesos_durmiendo: number;
   procesos_zombie: number;
   procesos_parados: number;
-  /** "YYYY-MM-DD HH:MM:SS", UTC */
+  /** "YYYY-MM-DD HH:MM:SS", UTC: when the VM took the sample */
   hora: string;
+  /** where the agent read the sample: "kmod" (kernel modules) or "procfs" (the /proc
+   * fallback); absent in records of other implementations */
+  source?: string;
   top_procesos?: TopProcess[];
 }
 
