@@ -430,7 +430,7 @@ func (s *scanner) feed(chunk []byte, now int64, w *window, c *client) int {
 		data = r2[s.skip:]
 	}
 	// Keep what may hold the start of an id.
-	if len(data) > idTail && bytes.Index(data[len(data)-idTail:], idMark[:1]) < 0 {
+	if len(data) > idTail && !bytes.Contains(data[len(data)-idTail:], idMark[:1]) {
 		return 0
 	}
 	keep := data[max(0, len(data)-idTail):]
