@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/vmpulse/vmpulse/agent"
+	"github.com/vmpulse/vmpulse/frontend/web"
 	"github.com/vmpulse/vmpulse/functions/ingest"
 	"github.com/vmpulse/vmpulse/functions/mysql"
 	"github.com/vmpulse/vmpulse/functions/pubsub"
@@ -262,11 +263,18 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 			return s, err
 		}
 		s.Addrs.Relay = relayLn.Addr().String()
-		s.relay, err = relay.Start(ctx, relay.Config{
+		rc := relay.Config{
 			Client: client, Topic: cfg.Topic, SubscriptionID: "vmpulse-relay-local-" + strconv.Itoa(os.Getpid()),
-			History: relay.DefaultHistory, ClientQueue: relay.DefaultClientQueue, WebDir: cfg.WebDir, Log: log.With("component", "relay"),
-			WS: relay.Options{Log: log.With("component", "relay")},
-		})
+			Log:        log.With("component", "relay"),
+			WS:         relay.Options{Log: log.With("component", "relay"), Compression: true},
+			StallAfter: relay.DefaultStallAfter, // the routes send heartbeats
+		}
+		if cfg.PubsubEmulator != "" {
+			// pstest replays a Seek without message data: history replay only with
+			// the emulator.
+			rc.CreateTopic, rc.Replay = true, relay.DefaultReplay
+		}
+		s.relay, err = relay.Start(ctx, rc)
 		if err != nil {
 			relayLn.Close()
 			return s, err
@@ -280,7 +288,12 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 		s.serve(ctx, ns, routeLn[ns.name])
 	}
 	if relayLn != nil {
-		rs := httpserve.New(s.Addrs.Relay, s.relay.Handler())
+		mux := http.NewServeMux()
+		s.relay.Mount(mux)
+		if cfg.WebDir != "" {
+			mux.Handle("/", web.Handler(os.DirFS(cfg.WebDir), web.Config{}))
+		}
+		rs := httpserve.New(s.Addrs.Relay, mux)
 		rs.WriteTimeout = 0
 		s.serve(ctx, &namedServer{name: "relay", srv: rs}, relayLn)
 	}
@@ -317,14 +330,9 @@ func (s *Stack) serve(ctx context.Context, ns *namedServer, ln net.Listener) {
 // Wait blocks until ctx ends or a component fails, then stops the stack.
 func (s *Stack) Wait(ctx context.Context) error {
 	var err error
-	var relayDone <-chan error
-	if s.relay != nil {
-		relayDone = s.relay.Done()
-	}
 	select {
 	case <-ctx.Done():
 	case err = <-s.errc:
-	case err = <-relayDone:
 	}
 	return errors.Join(err, s.Close())
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	gps "cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
@@ -17,7 +16,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // Connect returns a client for project. With emulatorHost ("host:port") it talks
@@ -75,53 +73,6 @@ func EnsureTopic(ctx context.Context, c *gps.Client, topic string, create bool) 
 	_, err = c.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: name})
 	if err != nil && status.Code(err) != codes.AlreadyExists {
 		return fmt.Errorf("pubsub: create topic %s: %w", name, err)
-	}
-	return nil
-}
-
-// CreateInstanceSubscription creates a subscription that belongs to one relay
-// instance, so every instance sees every record (a shared subscription would split
-// the stream between instances). It expires after a day without subscribers, in
-// case the instance dies without deleting it, and keeps unacknowledged messages
-// only briefly: a relay that was away has nothing to catch up on (its clients
-// reload history from whichever instance they reach).
-func CreateInstanceSubscription(ctx context.Context, c *gps.Client, topic, id string) (string, error) {
-	name := SubscriptionName(c.Project(), id)
-	_, err := c.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
-		Name:                     name,
-		Topic:                    TopicName(c.Project(), topic),
-		AckDeadlineSeconds:       10,
-		MessageRetentionDuration: durationpb.New(10 * time.Minute),
-		ExpirationPolicy:         &pubsubpb.ExpirationPolicy{Ttl: durationpb.New(24 * time.Hour)},
-		Labels:                   map[string]string{"app": "vmpulse", "role": "relay-instance"},
-	})
-	if err != nil {
-		return "", fmt.Errorf("pubsub: create subscription %s on topic %s: %w", name, topic, err)
-	}
-	return name, nil
-}
-
-// DeleteSubscription deletes a subscription; a missing one is not an error.
-func DeleteSubscription(ctx context.Context, c *gps.Client, name string) error {
-	err := c.SubscriptionAdminClient.DeleteSubscription(ctx, &pubsubpb.DeleteSubscriptionRequest{Subscription: name})
-	if err != nil && status.Code(err) != codes.NotFound {
-		return fmt.Errorf("pubsub: delete subscription %s: %w", name, err)
-	}
-	return nil
-}
-
-// Receive calls fn for every message of subscription sub until ctx ends, and acks
-// each message after fn returns.
-func Receive(ctx context.Context, c *gps.Client, sub string, fn func(data []byte, attrs map[string]string)) error {
-	s := c.Subscriber(sub)
-	s.ReceiveSettings.MaxOutstandingMessages = 10000
-	s.ReceiveSettings.MaxOutstandingBytes = 64 << 20
-	err := s.Receive(ctx, func(_ context.Context, m *gps.Message) {
-		fn(m.Data, m.Attributes)
-		m.Ack()
-	})
-	if err != nil && ctx.Err() == nil {
-		return fmt.Errorf("pubsub: receive from %s: %w", sub, err)
 	}
 	return nil
 }

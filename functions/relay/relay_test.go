@@ -1,21 +1,24 @@
 package relay
 
 import (
-	"context"
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"log/slog"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
-
-	"github.com/vmpulse/vmpulse/functions/pubsub"
-	"github.com/vmpulse/vmpulse/internal/metrics"
-	"github.com/vmpulse/vmpulse/internal/testenv"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 type frameMsg struct {
@@ -56,25 +59,30 @@ func ids(items []Item) []string {
 	return out
 }
 
-func newHubServer(t *testing.T, history, queue int, o Options) (*Hub, *httptest.Server, *metrics.Registry) {
-	reg := metrics.NewRegistry()
-	h := NewHub(history, queue, reg)
-	if o.Log == nil {
-		o.Log = slog.New(slog.DiscardHandler)
-	}
+func newHubServer(t *testing.T, cfg HubConfig, o Options) (*Hub, *httptest.Server, *prometheus.Registry) {
+	reg := prometheus.NewRegistry()
+	h := NewHub(cfg, reg)
 	mux := http.NewServeMux()
 	mux.Handle("/ws", h.Handler(o))
 	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		h.Close()
+		srv.Close()
+	})
 	return h, srv, reg
 }
 
+func dropped(h *Hub, reason string) float64 {
+	return testutil.ToFloat64(h.m.dropped.WithLabelValues(reason))
+}
+
 func TestHistoryThenLiveBatchesWithoutGapsOrDuplicates(t *testing.T) {
-	h, srv, _ := newHubServer(t, 3, 64, Options{})
+	h, srv, _ := newHubServer(t, HubConfig{History: 3}, Options{})
 	for i := 0; i < 5; i++ {
 		h.Add(fmt.Sprint("h", i), item(fmt.Sprint("h", i)))
 	}
 	h.Add("h4", item("h4")) // a redelivery: not kept twice
+	time.Sleep(2 * flushEvery)
 	c, _, err := dial(t, srv.URL, "")
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +100,6 @@ func TestHistoryThenLiveBatchesWithoutGapsOrDuplicates(t *testing.T) {
 	}
 	var got []string
 	frames := 0
-	start := time.Now()
 	for len(got) < 50 {
 		f := read(t, c)
 		if f.Type != "batch" {
@@ -108,14 +115,57 @@ func TestHistoryThenLiveBatchesWithoutGapsOrDuplicates(t *testing.T) {
 	}
 	// Batched: 50 items added at once arrive in few frames, not 50.
 	if frames > 3 {
-		t.Fatalf("%d frames for 50 items in %v", frames, time.Since(start))
+		t.Fatalf("%d frames for 50 items", frames)
 	}
+}
+
+// TestClientsConnectingDuringFlowMissNothing: clients that connect while records
+// stream in get each record exactly once, in the history or in a batch (the
+// history is cut at a frame boundary and may be cached a while).
+func TestClientsConnectingDuringFlowMissNothing(t *testing.T) {
+	h, srv, _ := newHubServer(t, HubConfig{}, Options{})
+	const n = 600
+	go func() {
+		for i := 0; i < n; i++ {
+			h.Add(fmt.Sprint("f", i), item(fmt.Sprint("f", i)))
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	var wg sync.WaitGroup
+	for k := 0; k < 8; k++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Duration(k) * 60 * time.Millisecond)
+			c, _, err := dial(t, srv.URL, "")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			seen := map[string]int{}
+			for len(seen) < n {
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				var f frameMsg
+				if err := c.ReadJSON(&f); err != nil {
+					t.Errorf("client %d: %v after %d items", k, err, len(seen))
+					return
+				}
+				for _, id := range ids(f.Items) {
+					if seen[id]++; seen[id] > 1 {
+						t.Errorf("client %d got %s twice", k, id)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // TestFramesAreRateLimited: items trickling in every millisecond arrive at most
 // about ten frames per second.
 func TestFramesAreRateLimited(t *testing.T) {
-	h, srv, _ := newHubServer(t, 10, 4096, Options{})
+	h, srv, _ := newHubServer(t, HubConfig{History: 10}, Options{})
 	c, _, err := dial(t, srv.URL, "")
 	if err != nil {
 		t.Fatal(err)
@@ -145,10 +195,11 @@ func TestFramesAreRateLimited(t *testing.T) {
 	}
 }
 
-// TestSlowClientIsDroppedAndDoesNotStallOthers: a client that never reads fills
-// its queue and is disconnected; a fast client keeps receiving everything.
+// TestSlowClientIsDroppedAndDoesNotStallOthers: a client that never reads falls
+// behind the ring and is disconnected; a fast client keeps receiving everything.
 func TestSlowClientIsDroppedAndDoesNotStallOthers(t *testing.T) {
-	h, srv, reg := newHubServer(t, 10, 64, Options{})
+	h, srv, _ := newHubServer(t, HubConfig{History: 10, ClientQueue: 64}, Options{})
+	h.stuck.Store(int64(500 * time.Millisecond))
 	// The slow client completes the handshake and never reads again, so the
 	// relay's writes to it back up once the socket buffers are full.
 	slow, _, err := dial(t, srv.URL, "")
@@ -162,6 +213,9 @@ func TestSlowClientIsDroppedAndDoesNotStallOthers(t *testing.T) {
 	}
 	defer fast.Close()
 	read(t, fast)
+	for h.Clients() < 2 { // the slow one registers after its handshake
+		time.Sleep(time.Millisecond)
+	}
 	got := make(chan []string, 1000)
 	go func() {
 		for {
@@ -200,18 +254,63 @@ func TestSlowClientIsDroppedAndDoesNotStallOthers(t *testing.T) {
 		}
 		received += len(batch)
 	}
-	var b strings.Builder
-	reg.Write(&b)
-	if !strings.Contains(b.String(), `vmpulse_relay_clients_dropped_total{reason="slow"} 1`) {
-		t.Fatalf("metrics:\n%s", b.String())
+	if n := dropped(h, dropSlow); n != 1 {
+		t.Fatalf("dropped{slow} = %v, want 1", n)
 	}
 	t.Logf("slow client dropped after %d items of 20 KB; the fast one received all of them", total)
+}
+
+// TestSlowReaderGets1013: a client that pauses while the ring moves past the
+// frames it needs is told to come back later (close 1013) once its writer can
+// write again.
+func TestSlowReaderGets1013(t *testing.T) {
+	h, srv, _ := newHubServer(t, HubConfig{History: 1, ClientQueue: 16, RingBytes: 1 << 20}, Options{})
+	h.stuck.Store(int64(time.Minute)) // the writer is not cut off while blocked
+	// A small receive buffer, so that the relay's writes block soon.
+	nd := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error { // before connecting: the window is set then
+		var serr error
+		err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return errors.Join(err, serr)
+	}}
+	d := websocket.Dialer{NetDialContext: nd.DialContext}
+	c, _, err := d.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	read(t, c)
+	// One 300 KB frame per tick, 7 MB in all, while the client does not read:
+	// the socket buffers (4 MB at most here) fill, the writer blocks, and the
+	// ring (1 MB: three frames) moves past the frames it needs next.
+	pad := strings.Repeat("x", 300<<10)
+	for i := 0; i < 24; i++ {
+		id := fmt.Sprint("r", i)
+		h.Add(id, Item{Route: "route1", Record: json.RawMessage(`{"id":"` + id + `","pad":"` + pad + `"}`)})
+		time.Sleep(flushEvery + 10*time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	for {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var r io.Reader
+		if _, r, err = c.NextReader(); err == nil {
+			_, err = io.Copy(io.Discard, r)
+		}
+		if err != nil {
+			break
+		}
+	}
+	if !websocket.IsCloseError(err, websocket.CloseTryAgainLater) {
+		t.Fatalf("slow reader: %v, want close 1013", err)
+	}
+	if n := dropped(h, dropSlow); n != 1 {
+		t.Fatalf("dropped{slow} = %v", n)
+	}
 }
 
 // TestTextKeepaliveWhenQuiet: browsers do not see ping control frames, so a quiet
 // stream carries {"type":"ping"} text frames; a busy one does not need them.
 func TestTextKeepaliveWhenQuiet(t *testing.T) {
-	h, srv, _ := newHubServer(t, 1, 64, Options{PingEvery: 150 * time.Millisecond})
+	h, srv, _ := newHubServer(t, HubConfig{History: 1, PingEvery: 150 * time.Millisecond}, Options{})
 	c, _, err := dial(t, srv.URL, "")
 	if err != nil {
 		t.Fatal(err)
@@ -251,7 +350,7 @@ func TestTextKeepaliveWhenQuiet(t *testing.T) {
 }
 
 func TestOriginCheck(t *testing.T) {
-	_, srv, _ := newHubServer(t, 1, 16, Options{AllowedOrigins: []string{"https://dash.example.com/"}})
+	h, srv, _ := newHubServer(t, HubConfig{History: 1}, Options{AllowedOrigins: []string{"https://dash.example.com/"}})
 	cases := []struct {
 		origin string
 		ok     bool
@@ -260,6 +359,7 @@ func TestOriginCheck(t *testing.T) {
 		{"https://dash.example.com", true},  // allowed
 		{"https://DASH.example.com", true},  // case-insensitive
 		{"https://evil.example.com", false}, // other origin
+		{"null", false},                     // sandboxed frame, file: page
 		{srv.URL, true},                     // same origin as the relay
 	}
 	for _, c := range cases {
@@ -274,100 +374,266 @@ func TestOriginCheck(t *testing.T) {
 			t.Errorf("origin %q: err=%v resp=%v, want 403", c.origin, err, resp)
 		}
 	}
-	_, srvAny, _ := newHubServer(t, 1, 16, Options{AllowedOrigins: []string{"*"}})
+	if n := dropped(h, dropOrigin); n != 2 {
+		t.Errorf("dropped{origin} = %v, want 2", n)
+	}
+	_, srvAny, _ := newHubServer(t, HubConfig{History: 1}, Options{AllowedOrigins: []string{"*"}})
 	conn, _, err := dial(t, srvAny.URL, "https://anything.example")
 	if err != nil {
 		t.Fatalf("* refused: %v", err)
 	}
 	conn.Close()
+	if _, resp, err := dial(t, srvAny.URL, "null"); err == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("null origin with *: %v %v, want 403", err, resp)
+	}
 }
 
-func TestMaxClientsAndCloseAll(t *testing.T) {
-	h, srv, _ := newHubServer(t, 1, 16, Options{MaxClients: 1})
+// TestGlobalCapHoldsUnderParallelDials: with a cap of 50, 200 parallel dials
+// give at most 50 connections; the others get 503 and nothing else.
+func TestGlobalCapHoldsUnderParallelDials(t *testing.T) {
+	h, srv, _ := newHubServer(t, HubConfig{History: 1}, Options{MaxClients: 50})
+	var ok, refused, other atomic.Int32
+	var mu sync.Mutex
+	var conns []*websocket.Conn
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			c, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/ws", nil)
+			switch {
+			case err == nil:
+				ok.Add(1)
+				mu.Lock()
+				conns = append(conns, c)
+				mu.Unlock()
+			case resp != nil && resp.StatusCode == http.StatusServiceUnavailable:
+				refused.Add(1)
+			default:
+				other.Add(1)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	if ok.Load() > 50 || ok.Load()+refused.Load() != 200 || h.Clients() > 50 {
+		t.Fatalf("connected %d, refused %d, other %d, hub clients %d; want ≤ 50 connected, the rest 503", ok.Load(), refused.Load(), other.Load(), h.Clients())
+	}
+	if ok.Load() < 45 { // all hold their connection: the cap, not chance, refused the rest
+		t.Fatalf("only %d connected", ok.Load())
+	}
+	if n := dropped(h, dropFull); int(n) != int(refused.Load()) {
+		t.Fatalf("dropped{full} = %v, refused %d", n, refused.Load())
+	}
+	// A slot frees when a client leaves.
+	conns[0].Close()
+	conns = conns[1:]
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, _, err := dial(t, srv.URL, "")
+		if err == nil {
+			conns = append(conns, c)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no slot after a client left: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPerAddressCap: the cap counts the address a trusted proxy appended to
+// X-Forwarded-For, not what the client wrote there itself, and not the proxy's.
+func TestPerAddressCap(t *testing.T) {
+	h, srv, _ := newHubServer(t, HubConfig{History: 1}, Options{MaxPerAddr: 2, TrustedProxies: 1})
+	dialFrom := func(xff string) (*websocket.Conn, int) {
+		hd := http.Header{}
+		hd.Set("X-Forwarded-For", xff)
+		c, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/ws", hd)
+		if err != nil {
+			if resp == nil {
+				t.Fatal(err)
+			}
+			return nil, resp.StatusCode
+		}
+		t.Cleanup(func() { c.Close() })
+		return c, http.StatusSwitchingProtocols
+	}
+	for _, xff := range []string{"203.0.113.7", "198.51.100.1, 203.0.113.7"} {
+		if _, code := dialFrom(xff); code != http.StatusSwitchingProtocols {
+			t.Fatalf("XFF %q: %d", xff, code)
+		}
+	}
+	// A third connection from 203.0.113.7, whatever it claims before.
+	if _, code := dialFrom("10.0.0.1, 203.0.113.7"); code != http.StatusTooManyRequests {
+		t.Fatalf("third from one address: %d, want 429", code)
+	}
+	if _, code := dialFrom("203.0.113.8"); code != http.StatusSwitchingProtocols {
+		t.Fatalf("another address: %d", code)
+	}
+	// IPv6 addresses of one /64 share a count.
+	dialFrom("2001:db8:1:2::1")
+	dialFrom("2001:db8:1:2::ffff")
+	if _, code := dialFrom("2001:db8:1:2:aaaa::1"); code != http.StatusTooManyRequests {
+		t.Fatalf("third from one /64: %d, want 429", code)
+	}
+	if n := dropped(h, dropPerAddress); n != 2 {
+		t.Fatalf("dropped{per_address} = %v", n)
+	}
+	// Without trusted proxies X-Forwarded-For is ignored: the peer is the address.
+	_, srv2, _ := newHubServer(t, HubConfig{History: 1}, Options{MaxPerAddr: 1})
+	hd := http.Header{}
+	hd.Set("X-Forwarded-For", "192.0.2.1")
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv2.URL, "http")+"/ws", hd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	hd.Set("X-Forwarded-For", "192.0.2.2")
+	if _, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv2.URL, "http")+"/ws", hd); err == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("spoofed X-Forwarded-For got past the cap: %v", err)
+	}
+}
+
+func TestClientAddr(t *testing.T) {
+	for _, c := range []struct {
+		remote, xff string
+		trusted     int
+		want        string
+	}{
+		{"192.0.2.1:5000", "", 0, "192.0.2.1"},
+		{"192.0.2.1:5000", "198.51.100.9", 0, "192.0.2.1"},
+		{"169.254.1.1:5000", "198.51.100.9", 1, "198.51.100.9"},
+		{"169.254.1.1:5000", "6.6.6.6, 198.51.100.9", 1, "198.51.100.9"},
+		{"169.254.1.1:5000", "6.6.6.6, 198.51.100.9, 35.191.0.1", 2, "198.51.100.9"},
+		{"169.254.1.1:5000", "", 1, "169.254.1.1"}, // not through the proxy
+		{"[2001:db8::1]:5000", "", 0, "2001:db8::/64"},
+		{"[::ffff:192.0.2.1]:5000", "", 0, "192.0.2.1"},
+	} {
+		r := httptest.NewRequest("GET", "/ws", nil)
+		r.RemoteAddr = c.remote
+		if c.xff != "" {
+			r.Header.Set("X-Forwarded-For", c.xff)
+		}
+		if got := clientAddr(r, c.trusted); got != c.want {
+			t.Errorf("clientAddr(%s, XFF %q, %d) = %s, want %s", c.remote, c.xff, c.trusted, got, c.want)
+		}
+	}
+}
+
+// TestOversizedFrameCloses1009: clients send only pongs; a frame over the read
+// limit ends the connection with "message too big".
+func TestOversizedFrameCloses1009(t *testing.T) {
+	h, srv, _ := newHubServer(t, HubConfig{History: 1}, Options{})
+	c, _, err := dial(t, srv.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	read(t, c)
+	// Just over the limit: one small write, done before the relay answers (a
+	// bigger one can meet the relay's reset half-way).
+	if err := c.WriteMessage(websocket.TextMessage, bytes.Repeat([]byte("x"), readLimit+1)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _, err := c.ReadMessage()
+		if err == nil {
+			continue // a frame already on its way
+		}
+		if !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
+			t.Fatalf("after an oversized frame: %v, want close 1009", err)
+		}
+		break
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for h.Clients() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if h.Clients() != 0 || dropped(h, dropReadLimit) != 1 {
+		t.Fatalf("clients %d, dropped{read_limit} %v", h.Clients(), dropped(h, dropReadLimit))
+	}
+}
+
+// TestProcessNamesRedactedByDefault: names go out empty unless exposed, and the
+// rest of the record is byte for byte what was published.
+func TestProcessNamesRedactedByDefault(t *testing.T) {
+	rec := `{"id":"p1","vm":"vm-1","top_procesos":[{"pid":1,"name":"systemd","state":"S","rss_mib":12},{"pid":2,"name":"postgres: writer","state":"R","rss_mib":300}],"hora":"2026-01-01 00:00:00"}`
+	for _, expose := range []bool{false, true} {
+		h, srv, _ := newHubServer(t, HubConfig{History: 10, ExposeProcesses: expose}, Options{})
+		h.Add("p1", Item{Route: "route1", Record: json.RawMessage(rec)})
+		time.Sleep(2 * flushEvery)
+		c, _, err := dial(t, srv.URL, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := read(t, c)
+		c.Close()
+		if len(f.Items) != 1 {
+			t.Fatalf("history %+v", f)
+		}
+		want := rec
+		if !expose {
+			want = strings.NewReplacer(`"systemd"`, `""`, `"postgres: writer"`, `""`).Replace(rec)
+		}
+		if got := string(f.Items[0].Record); got != want {
+			t.Fatalf("expose=%v: record\n%s\nwant\n%s", expose, got, want)
+		}
+	}
+}
+
+func TestRedactProcessNames(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`{"id":"a"}`, `{"id":"a"}`},
+		{`{"top_procesos":null,"name":"x"}`, `{"top_procesos":null,"name":"x"}`},
+		{`{"top_procesos":[]}`, `{"top_procesos":[]}`},
+		{`{ "name" : "keep", "top_procesos" : [ { "name" : "a\"b\\", "pid" : 1 } , {"pid":2,"name":"\u00e9"} ] , "x":{"name":"keep"}}`,
+			`{ "name" : "keep", "top_procesos" : [ { "name" : "", "pid" : 1 } , {"pid":2,"name":""} ] , "x":{"name":"keep"}}`},
+		{`{"top_procesos":[{"name":null,"pid":1}]}`, `{"top_procesos":[{"name":null,"pid":1}]}`},
+	} {
+		got, err := redactProcessNames([]byte(c.in))
+		if err != nil || string(got) != c.want {
+			t.Errorf("redact(%s) = %s, %v; want %s", c.in, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{`{"top_procesos":[`, `{"top_procesos":"x"}`, `{"top_procesos":[1]}`, `{"top_procesos":[]} x`} {
+		if _, err := redactProcessNames([]byte(bad)); err == nil {
+			t.Errorf("redact(%s): no error", bad)
+		}
+	}
+}
+
+func BenchmarkRedactProcessNames(b *testing.B) {
+	rec := []byte(`{"id":"p1","vm":"vm-1","total_ram":7940,"ram_libre":4000,"uso_ram":3940,"porcentaje_ram":49.6,"porcentaje_cpu_uso":12.5,"porcentaje_cpu_libre":87.5,"procesos_corriendo":2,"total_procesos":180,"procesos_durmiendo":170,"procesos_zombie":0,"procesos_parados":0,"hora":"2026-01-01 00:00:00","top_procesos":[{"pid":1,"name":"systemd","state":"S","rss_mib":12},{"pid":2,"name":"postgres","state":"R","rss_mib":300},{"pid":3,"name":"java","state":"S","rss_mib":900},{"pid":4,"name":"node","state":"S","rss_mib":200},{"pid":5,"name":"sshd","state":"S","rss_mib":8}]}`)
+	b.SetBytes(int64(len(rec)))
+	for b.Loop() {
+		redactProcessNames(rec)
+	}
+}
+
+func TestCloseSendsGoingAway(t *testing.T) {
+	h, srv, _ := newHubServer(t, HubConfig{History: 1}, Options{})
 	c1, _, err := dial(t, srv.URL, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c1.Close()
 	read(t, c1)
-	_, resp, err := dial(t, srv.URL, "")
-	if err == nil || resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("second client: %v %v, want 503", err, resp)
-	}
-	h.CloseAll()
+	h.Close()
 	c1.SetReadDeadline(time.Now().Add(5 * time.Second))
 	_, _, err = c1.ReadMessage()
 	if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
-		t.Fatalf("after CloseAll: %v, want a going-away close", err)
+		t.Fatalf("after Close: %v, want a going-away close", err)
 	}
-}
-
-// TestServiceEveryInstanceSeesEveryRecord runs two relay instances against the
-// Pub/Sub emulator: each has its own subscription, so a record published once
-// reaches the clients of both. Closing an instance deletes its subscription.
-func TestServiceEveryInstanceSeesEveryRecord(t *testing.T) {
-	ctx := context.Background()
-	client, err := pubsub.Connect(ctx, "vmpulse-test", testenv.PubsubEmulator(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	topic := testenv.Unique("relay")
-	log := slog.New(slog.DiscardHandler)
-	var conns []*websocket.Conn
-	var svcs []*Service
-	for i := 0; i < 2; i++ {
-		svc, err := Start(ctx, Config{Client: client, Topic: topic, SubscriptionID: testenv.Unique("relay-inst"), CreateTopic: true,
-			History: 100, ClientQueue: 1000, Log: log, WS: Options{Log: log}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer svc.Close()
-		svcs = append(svcs, svc)
-		srv := httptest.NewServer(svc.Handler())
-		defer srv.Close()
-		c, _, err := dial(t, srv.URL, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		read(t, c)
-		conns = append(conns, c)
-	}
-	pub := client.Publisher(topic)
-	const n = 100
-	for i := 0; i < n; i++ {
-		pub.Publish(ctx, pubMsg(fmt.Sprintf("rec-%03d", i)))
-	}
-	pub.Stop()
-	for i, c := range conns {
-		seen := map[string]bool{}
-		for len(seen) < n {
-			for _, id := range ids(read(t, c).Items) {
-				seen[id] = true
-			}
-		}
-		if len(seen) != n {
-			t.Fatalf("instance %d saw %d of %d", i, len(seen), n)
-		}
-	}
-	sub := svcs[0].Subscription()
-	if err := svcs[0].Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.SubscriptionAdminClient.GetSubscription(ctx, getSub(sub)); err == nil {
-		t.Fatalf("subscription %s still exists after Close", sub)
-	}
-}
-
-// TestFromMessage checks the Pub/Sub message → Item mapping.
-func TestFromMessage(t *testing.T) {
-	id, it, err := FromMessage([]byte(`{"id":"x1","vm":"v"}`), map[string]string{
-		pubsub.AttrRoute: "route2", pubsub.AttrCommitMS: "2.500", pubsub.AttrStoredAt: "2026-01-01T00:00:00.5Z"})
-	if err != nil || id != "x1" || it.Route != "route2" || it.CommitMS != 2.5 || it.StoredAt != "2026-01-01T00:00:00.5Z" {
-		t.Fatalf("%s %+v %v", id, it, err)
-	}
-	if _, _, err := FromMessage([]byte("nope"), nil); err == nil {
-		t.Fatal("non-JSON data accepted")
+	if _, resp, err := dial(t, srv.URL, ""); err == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("dial a closed hub: %v %v, want 503", err, resp)
 	}
 }
