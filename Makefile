@@ -83,6 +83,7 @@ clean: ## remove build outputs
 	$(MAKE) -C kernel clean
 
 include agent/bench.mk
+include functions/relay/bench.mk
 include functions/faults/faults.mk
 include loadtest/load.mk
 include k8s/deploy.mk

@@ -51,7 +51,7 @@ type Config struct {
 	KmodSuffix  string
 
 	Relay  bool   // run the relay in-process
-	WebDir string // dashboard files served by the relay ("" for none)
+	WebDir string // dashboard files served next to the relay ("" for none)
 	Feed   bool   // send the agent's latest sample through the split every FeedInterval
 	// FeedInterval is how often the feeder posts the latest sample (default 1 s):
 	// slower than the agent samples, so that the load phases' records are mostly
@@ -263,18 +263,15 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 			return s, err
 		}
 		s.Addrs.Relay = relayLn.Addr().String()
-		rc := relay.Config{
+		// As in production: history replayed from the topic on start (both the
+		// embedded broker and the emulator keep what a topic retains and replay it
+		// with its data), stall detection on the routes' heartbeats.
+		s.relay, err = relay.Start(ctx, relay.Config{
 			Client: client, Topic: cfg.Topic, SubscriptionID: "vmpulse-relay-local-" + strconv.Itoa(os.Getpid()),
-			Log:        log.With("component", "relay"),
-			WS:         relay.Options{Log: log.With("component", "relay"), Compression: true},
-			StallAfter: relay.DefaultStallAfter, // the routes send heartbeats
-		}
-		if cfg.PubsubEmulator != "" {
-			// pstest replays a Seek without message data: history replay only with
-			// the emulator.
-			rc.CreateTopic, rc.Replay = true, relay.DefaultReplay
-		}
-		s.relay, err = relay.Start(ctx, rc)
+			CreateTopic: true, Replay: relay.DefaultReplay, StallAfter: relay.DefaultStallAfter,
+			Log: log.With("component", "relay"),
+			WS:  relay.Options{Log: log.With("component", "relay"), Compression: true},
+		})
 		if err != nil {
 			relayLn.Close()
 			return s, err
@@ -288,6 +285,7 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 		s.serve(ctx, ns, routeLn[ns.name])
 	}
 	if relayLn != nil {
+		// The relay serves its own paths; the dashboard is mounted next to it.
 		mux := http.NewServeMux()
 		s.relay.Mount(mux)
 		if cfg.WebDir != "" {

@@ -87,6 +87,12 @@ resource "google_cloud_run_v2_service" "relay" {
         name  = "EXPOSE_PROCESSES"
         value = tostring(var.relay_expose_processes)
       }
+      # Cloud Run's front end appends the client's address to X-Forwarded-For:
+      # the relay's per-address cap trusts that one hop and no more.
+      env {
+        name  = "TRUSTED_PROXIES"
+        value = "1"
+      }
       # /metrics only inside the instance, for the sidecar below.
       env {
         name  = "METRICS_ADDR"

@@ -1,7 +1,7 @@
 // The real processes the browser test runs against, on free ports: bin/vmpulse-up (agents,
 // the split, both routes, embedded MySQL and Pub/Sub), bin/vmpulse-relay (which the test
 // kills and restarts) and bin/vmpulse-web (the page and its /config.json, as on Cloud Run).
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -31,12 +31,6 @@ function isExecutable(p: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** helpText is a command's -h output (flags present in this build). */
-export function helpText(bin: string): string {
-  const r = spawnSync(bin, ['-h'], { encoding: 'utf8', timeout: 10_000 });
-  return `${r.stdout ?? ''}${r.stderr ?? ''}`;
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -148,10 +142,8 @@ export interface Stack {
   relayPort: number;
   mysqlPort: number;
   agentPorts: number[];
-  /** how many agents (VMs) vmpulse-up was asked for; 1 when it cannot run several */
+  /** how many agents (VMs) vmpulse-up was asked for */
   agents: number;
-  /** the relay replays recent history from Pub/Sub when it starts (-replay) */
-  relayReplays: boolean;
   relay: Proc;
   killRelay(): Promise<void>;
   startRelay(): Promise<void>;
@@ -169,15 +161,11 @@ export function sqlTime(ms: number): string {
 }
 
 /**
- * startStack starts the whole pipeline: several named agents when vmpulse-up can
- * (-agents), else one, at about 100 samples/s in all; the relay with a history that
- * covers the test; the page served by vmpulse-web, pointed at the relay.
+ * startStack starts the whole pipeline: `agents` named agents at about 100 samples/s
+ * in all; the relay with a history that covers the test; the page served by
+ * vmpulse-web, pointed at the relay.
  */
-export async function startStack(wantAgents: number): Promise<Stack> {
-  const upHelp = helpText(UP);
-  const relayHelp = helpText(RELAY);
-  const agents = /-agents\b/.test(upHelp) ? wantAgents : 1;
-  const relayReplays = /-replay\b/.test(relayHelp);
+export async function startStack(agents: number): Promise<Stack> {
   const [pSplit, pR1, pR2, pPubsub, pRelay, pMysql, pWeb] = await freePorts(7);
   const pAgent = await freeRun(agents);
   const interval = agents > 1 ? `${Math.round(10 * agents)}ms` : '10ms';
@@ -194,10 +182,10 @@ export async function startStack(wantAgents: number): Promise<Stack> {
   ];
   if (agents > 1) upArgs.push('-agents', String(agents));
   // the built-in feeder posts each agent's latest sample this often (default 1 s)
-  if (/-feed-interval\b/.test(upHelp)) upArgs.push('-feed-interval', interval);
+  upArgs.push('-feed-interval', interval);
   // a token of this run's own, not the repository's .vmpulse/ingest-token
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vmpulse-e2e-'));
-  if (/-token-file\b/.test(upHelp)) upArgs.push('-token-file', path.join(tmp, 'ingest-token'));
+  upArgs.push('-token-file', path.join(tmp, 'ingest-token'));
   const up = start('vmpulse-up', UP, upArgs);
   await waitHealthy(up, [`http://127.0.0.1:${pSplit}/healthz`]);
   const agentPorts = Array.from({ length: agents }, (_, i) => pAgent + i);
@@ -205,24 +193,21 @@ export async function startStack(wantAgents: number): Promise<Stack> {
 
   const webOrigin = `http://127.0.0.1:${pWeb}`;
   const relayArgs = ['-addr', `127.0.0.1:${pRelay}`, '-allowed-origins', webOrigin];
-  // history for every client that covers the test at 100 records/s (the default, 900,
-  // is 15 minutes at the production rate of one sample a second)
-  if (/-history\b/.test(relayHelp)) relayArgs.push('-history', '30000');
-  // the reworked relay serves /metrics on its own address (default 127.0.0.1:9090): off here
-  if (/-metrics-addr\b/.test(relayHelp)) relayArgs.push('-metrics-addr=');
+  // history for every client that covers the test at 100 records/s; /metrics (on its own
+  // loopback address, default 127.0.0.1:9090) off, as another relay may hold that port
+  relayArgs.push('-history', '30000', '-metrics-addr=');
   const relayEnv = {
     PUBSUB_EMULATOR_HOST: `127.0.0.1:${pPubsub}`,
     PUBSUB_PROJECT: 'vmpulse-local',
     PUBSUB_TOPIC: 'vmpulse-records',
   };
-  const relayHealth = [`http://127.0.0.1:${pRelay}/health`, `http://127.0.0.1:${pRelay}/healthz`];
+  const relayHealth = [`http://127.0.0.1:${pRelay}/health`];
   const stack: Stack = {
     webUrl: `${webOrigin}/`,
     relayPort: pRelay,
     mysqlPort: pMysql,
     agentPorts,
     agents,
-    relayReplays,
     relay: start('vmpulse-relay', RELAY, relayArgs, relayEnv),
     async killRelay() {
       await stop(this.relay, 'SIGKILL');

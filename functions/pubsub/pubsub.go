@@ -8,14 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	gps "cloud.google.com/go/pubsub/v2"
-	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
 )
 
 // Connect returns a client for project. With emulatorHost ("host:port") it talks
@@ -35,6 +34,13 @@ func Connect(ctx context.Context, project, emulatorHost string) (*gps.Client, er
 			option.WithTelemetryDisabled(),
 		)
 	}
+	// Reconnect quickly once Pub/Sub is back: gRPC's default backoff grows to two
+	// minutes, and after a 90 s outage the routes and the relay reconnected only
+	// 18–22 s after it ended (measured with the emulator).
+	opts = append(opts, option.WithGRPCDialOption(grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: 250 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 3 * time.Second},
+		MinConnectTimeout: 5 * time.Second,
+	})))
 	c, err := gps.NewClient(ctx, project, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("pubsub: connect to project %s: %w", project, err)
@@ -58,21 +64,17 @@ func SubscriptionName(project, sub string) string {
 	return "projects/" + project + "/subscriptions/" + sub
 }
 
-// EnsureTopic checks that the topic exists and, when create is true, creates it if
-// it does not (the emulator and pstest start empty; in Google Cloud Terraform
-// creates the topic and the routes need no admin rights).
+// TopicRetention is how long a topic created here keeps messages: longer than a
+// relay's replay window (15 minutes), so that a relay that starts can Seek its new
+// subscription back and serve recent history. In Google Cloud, Terraform creates
+// the topic with the same retention.
+const TopicRetention = 20 * time.Minute
+
+// EnsureTopic checks that the topic exists and, when create is true, creates it
+// with TopicRetention if it does not (the emulator and the embedded broker start
+// empty; in Google Cloud Terraform creates the topic and the routes need no admin
+// rights).
 func EnsureTopic(ctx context.Context, c *gps.Client, topic string, create bool) error {
-	name := TopicName(c.Project(), topic)
-	_, err := c.TopicAdminClient.GetTopic(ctx, &pubsubpb.GetTopicRequest{Topic: name})
-	if err == nil {
-		return nil
-	}
-	if status.Code(err) != codes.NotFound || !create {
-		return fmt.Errorf("pubsub: topic %s: %w", name, err)
-	}
-	_, err = c.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: name})
-	if err != nil && status.Code(err) != codes.AlreadyExists {
-		return fmt.Errorf("pubsub: create topic %s: %w", name, err)
-	}
-	return nil
+	_, _, err := EnsureRetainingTopic(ctx, c, topic, create, TopicRetention)
+	return err
 }

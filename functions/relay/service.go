@@ -31,10 +31,11 @@ const (
 	// try to heal it before /health fails and Cloud Run replaces the instance.
 	DefaultUnhealthyAfter = 2 * time.Minute
 	// DefaultSetupTimeout bounds the retries of the subscription setup at start
-	// (IAM grants and the topic can take a while to propagate after a deploy).
-	DefaultSetupTimeout = 45 * time.Second
-
-	minTopicRetention = 20 * time.Minute
+	// (IAM grants and the topic can take minutes to propagate after a first
+	// deploy). It stays within Cloud Run's startup probe window for the relay
+	// (terraform/run.tf: 10 s + 48 × 5 s), so a slow grant delays the first
+	// revision instead of failing it.
+	DefaultSetupTimeout = 4 * time.Minute
 	// restartOverlap: a restarted subscription is sought this far before the
 	// last message received, to close the gap; the overlap is de-duplicated.
 	restartOverlap = 30 * time.Second
@@ -149,7 +150,7 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 	var retains time.Duration
 	var updated bool
 	err := s.retry(setup, "check the topic", func(ctx context.Context) (err error) {
-		retains, updated, err = pubsub.EnsureRetainingTopic(ctx, cfg.Client, cfg.Topic, cfg.CreateTopic, max(cfg.Replay+5*time.Minute, minTopicRetention))
+		retains, updated, err = pubsub.EnsureRetainingTopic(ctx, cfg.Client, cfg.Topic, cfg.CreateTopic, max(cfg.Replay+5*time.Minute, pubsub.TopicRetention))
 		return err
 	})
 	if err != nil {
