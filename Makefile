@@ -16,7 +16,7 @@ COMMANDS := agent/cmd/vmpulse-agent functions/cmd/vmpulse-route functions/cmd/vm
 
 .DEFAULT_GOAL := help
 
-.PHONY: help up build web test test-go test-web deps services vet bench fuzz kernel clean
+.PHONY: help up build web test test-go test-web deps services vet bench bench-e2e fuzz kernel clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -70,6 +70,10 @@ test-web: frontend/node_modules ## dashboard unit tests and the browser test in 
 
 bench: services ## route1 vs route2 vs the HTTP and raw-INSERT ceilings, 1/16/256 clients; DB_RTT=2ms adds a latency proxy before MariaDB
 	DB_RTT=$(DB_RTT) DB_CONNS=$(DB_CONNS) $(GO) test -run '^$$' -bench . -benchtime $(or $(BENCHTIME),3s) -count 1 -timeout 30m ./functions/ingest/
+
+bench-e2e: services ## POST→websocket latency of the whole local stack (embedded and emulator, phase-2 rate and full speed), then the embedded broker vs the emulator and pstest
+	VMPULSE_BENCH_SECONDS=$(or $(BENCH_SECONDS),20) $(GO) test -run '^$$' -bench BenchmarkEndToEnd -benchtime 1x -timeout 30m ./local/
+	$(GO) test -run '^$$' -bench . -timeout 30m ./local/broker/
 
 fuzz: ## fuzz record decoding and the ingest handler, FUZZTIME each (default 60s)
 	$(GO) test -run '^$$' -fuzz FuzzDecodeBatch -fuzztime $(or $(FUZZTIME),60s) ./record/
