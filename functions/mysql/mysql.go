@@ -57,6 +57,7 @@ const (
 
 // Store is a migrated database handle.
 type Store struct {
+	dbName      string
 	db          *sql.DB
 	stmtTimeout time.Duration
 	locks       *sql.DB
@@ -148,7 +149,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &Store{stmtTimeout: cfg.StatementTimeout}
+	st := &Store{stmtTimeout: cfg.StatementTimeout, dbName: dc.DBName}
 	if st.stmtTimeout <= 0 {
 		st.stmtTimeout = DefaultStatementTimeout
 	}

@@ -167,8 +167,9 @@ func TestOutboxQueries(t *testing.T) {
 // TestLeaseIsExclusive: one process at a time holds the republisher's lock; it is
 // free again once released.
 func TestLeaseIsExclusive(t *testing.T) {
-	st := open(t)
-	other := open(t)
+	dsn := testenv.MySQL(t)
+	st := open2(t, dsn)
+	other := open2(t, dsn) // another process on the same database
 	ctx := context.Background()
 	name := fmt.Sprintf("vmpulse-test-%d", time.Now().UnixNano())
 	l, err := st.Lead(ctx, name)
@@ -186,7 +187,17 @@ func TestLeaseIsExclusive(t *testing.T) {
 	if err != nil || l2 == nil {
 		t.Fatalf("lead after release: %v %v", l2, err)
 	}
-	l2.Release()
+	defer l2.Release()
+	// Another database on the same server has a lock of its own.
+	elsewhere := open(t)
+	if l3, err := elsewhere.Lead(ctx, name); err != nil || l3 == nil {
+		t.Fatalf("another database's lead: %v %v", l3, err)
+	} else {
+		l3.Release()
+	}
+	if n := lockName(strings.Repeat("n", 40), strings.Repeat("d", 64)); len(n) > 64 {
+		t.Fatalf("lock name of %d characters", len(n))
+	}
 }
 
 // TestMigrateFromVersion1: a database created by the first release keeps its rows

@@ -2,7 +2,9 @@ package mysql
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
@@ -134,12 +136,15 @@ type Lease struct {
 }
 
 // Lead tries to take the named lock; it returns nil (and no error) when another
-// process holds it. The lease's connection comes from a small pool kept for
+// process holds it. MySQL's lock names are server-wide, so the name is scoped to
+// this store's database: routes of another database on the same server (another
+// deployment, a test) take their own. The lease's connection comes from a small pool kept for
 // locks, so a route pod holds at most its data pool's connections plus one (two
 // for a moment while a second attempt is refused).
 func (s *Store) Lead(ctx context.Context, name string) (*Lease, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	name = lockName(name, s.dbName)
 	conn, err := s.locks.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("take lock %s: %w", name, err)
@@ -170,4 +175,14 @@ func (l *Lease) Release() {
 	defer cancel()
 	_, _ = l.conn.ExecContext(ctx, "DO RELEASE_LOCK(?)", l.name)
 	l.conn.Close()
+}
+
+// lockName scopes a lock name to a database, within MySQL's 64 characters.
+func lockName(name, db string) string {
+	full := name + "@" + db
+	if len(full) <= 64 {
+		return full
+	}
+	sum := sha256.Sum256([]byte(full))
+	return full[:40] + "#" + hex.EncodeToString(sum[:8])
 }
