@@ -9,6 +9,7 @@ import (
 	"time"
 
 	gps "cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -37,7 +38,8 @@ func TestRetentionAndSeekReplay(t *testing.T) {
 		t.Fatalf("existing topic without create: %v %v, want its 20m", d, err)
 	}
 	bare := testenv.Unique("bare")
-	if err := EnsureTopic(ctx, c, bare, true); err != nil {
+	// A topic made before retention was set (EnsureTopic now creates with it).
+	if _, err := c.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: TopicName(c.Project(), bare)}); err != nil {
 		t.Fatal(err)
 	}
 	if d, up, err := EnsureRetainingTopic(ctx, c, bare, false, 20*time.Minute); err != nil || d != 0 || up {
@@ -45,6 +47,14 @@ func TestRetentionAndSeekReplay(t *testing.T) {
 	}
 	if d, up, err := EnsureRetainingTopic(ctx, c, bare, true, 20*time.Minute); err != nil || d != 20*time.Minute || !up {
 		t.Fatalf("bare topic with create: %v %v %v, want it updated", d, up, err)
+	}
+
+	routes := testenv.Unique("routes")
+	if err := EnsureTopic(ctx, c, routes, true); err != nil {
+		t.Fatal(err)
+	}
+	if d, _, err := EnsureRetainingTopic(ctx, c, routes, false, 0); err != nil || d != TopicRetention {
+		t.Fatalf("a topic the routes create: retention %v %v, want %v", d, err, TopicRetention)
 	}
 
 	pub := c.Publisher(topic)
