@@ -33,7 +33,7 @@ import (
 // per request, authenticated, measured in one run:
 //
 //   - route1, route2: the two strategies, each with the same connection budget
-//     (DB_CONNS, default the route's own default, 32); route2 with its outbox on
+//     (DB_CONNS, default the manifests' k8s/config.env); route2 with its outbox on
 //     (markers written to MySQL for every batch; the publisher acknowledges at
 //     once, so Pub/Sub's own cost is not in the figure);
 //   - route2-bare: route2 on the schema before the outbox (no batch index, no
@@ -110,13 +110,23 @@ func printRatios() {
 	}
 }
 
-// benchConns is the connection budget of each route: DB_CONNS, as the
-// deployment sets it, or the route's default.
+// benchConns is the connection budget of each route: DB_CONNS, or else the one
+// the Kubernetes manifests give every route pod (k8s/config.env), so that the
+// strategies race with what they get in the cloud.
 func benchConns() int {
 	if n, err := strconv.Atoi(os.Getenv("DB_CONNS")); err == nil && n > 0 {
 		return n
 	}
-	return 32
+	if b, err := os.ReadFile("../../k8s/config.env"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "DB_CONNS="); ok {
+				if n, err := strconv.Atoi(v); err == nil && n > 0 {
+					return n
+				}
+			}
+		}
+	}
+	return 32 // the route's -db-conns default
 }
 
 // benchDSN returns a fresh database, reached through a latency proxy when DB_RTT
