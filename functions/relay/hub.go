@@ -352,7 +352,13 @@ func (h *Hub) publishLocked(items []histEntry) {
 	tail := h.tail.Load()
 	for tail <= head && (h.ringItems+f.items > h.cfg.ClientQueue || h.ringBytes+f.bytes > h.cfg.RingBytes ||
 		f.seq-tail >= uint64(len(h.ring))) {
-		old := h.ring[tail%uint64(len(h.ring))].Load()
+		slot := &h.ring[tail%uint64(len(h.ring))]
+		old := slot.Load()
+		// Let the frame go now: a slot is otherwise only overwritten a whole
+		// ring later (16 384 ticks, 27 minutes), and until then the frames the
+		// bounds evicted would stay in memory (the 30-minute soak saw the relay
+		// grow by 10 MiB a minute at 60 records/s).
+		slot.Store(nil)
 		h.ringItems -= old.items
 		h.ringBytes -= old.bytes
 		tail++

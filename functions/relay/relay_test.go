@@ -637,3 +637,29 @@ func TestCloseSendsGoingAway(t *testing.T) {
 		t.Fatalf("dial a closed hub: %v %v, want 503", err, resp)
 	}
 }
+
+// TestRingLetsEvictedFramesGo: frames the ring's bounds evict are released at
+// once, not held by their slot until the ring wraps around (which at ten ticks a
+// second takes 27 minutes with the default size, and held ~200 MiB in a soak).
+func TestRingLetsEvictedFramesGo(t *testing.T) {
+	h := NewHub(HubConfig{History: 10, ClientQueue: 64}, nil)
+	defer h.Close()
+	items := make([]histEntry, 8)
+	for i := range items {
+		items[i] = histEntry{at: time.Now(), b: []byte(`{"id":"x"}`)}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for range 100 {
+		h.publishLocked(items)
+	}
+	held := 0
+	for i := range h.ring {
+		if h.ring[i].Load() != nil {
+			held++
+		}
+	}
+	if live := int(h.head.Load()-h.tail.Load()) + 1; held != live || h.ringItems != 8*live || live != 8 {
+		t.Fatalf("the ring's slots hold %d frames; its bounds keep %d frames of %d items (want 8 frames, 64 items)", held, live, h.ringItems)
+	}
+}
