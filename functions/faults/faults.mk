@@ -7,7 +7,8 @@
 #   make soak DURATION=30m         the pipeline at the phase-2 rate (150 users waiting 1-4 s)
 #                                  for DURATION (default 30m); RSS, goroutines and
 #                                  commit→websocket lag every SOAK_EVERY (1m), then whether
-#                                  memory is flat; the table also in out/soak-<time>.md
+#                                  memory is flat over the last two thirds (the first is
+#                                  warm-up: bounded buffers filling); the table also in out/soak-<time>.md
 #
 # Both need MariaDB 10.11 binaries (mariadbd, mariadb-install-db: each test makes its own
 # server on a free port, never the shared one) and the Pub/Sub emulator at
