@@ -25,8 +25,9 @@ import (
 // dashboard sees: from the moment a sender POSTs a record to the split until a
 // websocket client of the relay receives it, for the whole local stack, at the
 // assignment's phase-2 rate (150 users waiting 1–4 s: ~60 records/s) and at full
-// speed (150 senders, no wait), with make up's embedded stand-ins and with
-// MariaDB and the Pub/Sub emulator. Each case runs VMPULSE_BENCH_SECONDS (default
+// speed (150 senders, no wait), with make up's embedded stand-ins, with MariaDB
+// and the embedded broker (the routes' and relay's own cost, with neither
+// stand-in's limits), and with MariaDB and the Pub/Sub emulator. Each case runs VMPULSE_BENCH_SECONDS (default
 // 20) and reports p50/p99 POST→websocket, the rate reached, and how many
 // acknowledged records were still unseen 10 s after the load stopped. Run it
 // with -benchtime 1x: a case is one timed run, not b.N repetitions.
@@ -35,7 +36,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	if secs <= 0 {
 		secs = 20
 	}
-	for _, backend := range []string{"embedded", "mariadb+emulator"} {
+	for _, backend := range []string{"embedded", "mariadb+broker", "mariadb+emulator"} {
 		for _, load := range []struct {
 			name     string
 			senders  int
@@ -55,6 +56,8 @@ func BenchmarkEndToEnd(b *testing.B) {
 				}
 				if backend != "embedded" {
 					cfg.MySQLDSN = testenv.MySQL(b)
+				}
+				if backend == "mariadb+emulator" {
 					cfg.PubsubEmulator = testenv.PubsubEmulator(b)
 				}
 				r := runEndToEnd(b, cfg, load.senders, load.minWait, load.maxWaitD, time.Duration(secs)*time.Second)
