@@ -85,6 +85,7 @@ type Service struct {
 	hub     *Hub
 	reg     *prometheus.Registry
 	m       *serviceMetrics
+	ws      http.Handler // GET /ws, built once: its client caps are the service's
 	handler http.Handler
 	seekTo  time.Time // where the first subscription was sought (zero: not)
 
@@ -176,6 +177,7 @@ func Start(ctx context.Context, cfg Config) (*Service, error) {
 	s.hub = NewHub(cfg.Hub, s.reg)
 	s.m = newServiceMetrics(s, s.reg)
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.ws = s.hub.Handler(cfg.WS)
 	mux := http.NewServeMux()
 	s.Mount(mux)
 	s.handler = mux
@@ -394,9 +396,10 @@ func (s *Service) deleteSubs(subs []string) error {
 }
 
 // Mount registers the relay's own paths on mux: GET /ws and GET /health.
-// Whoever hosts the dashboard mounts it on the same mux.
+// Whoever hosts the dashboard mounts it on the same mux. Every mux shares one
+// websocket handler, so -max-clients and -max-per-ip hold across all of them.
 func (s *Service) Mount(mux *http.ServeMux) {
-	mux.Handle("GET /ws", s.hub.Handler(s.cfg.WS))
+	mux.Handle("GET /ws", s.ws)
 	mux.HandleFunc("GET /health", s.health)
 }
 

@@ -533,3 +533,25 @@ func TestPartialStallHealsOnHeartbeatGap(t *testing.T) {
 		t.Log("the emulator gave the second reader nothing this time: the restart had nothing to recover")
 	}
 }
+
+// TestCapsHoldAcrossMounts: the relay's paths mounted on a second mux (as the
+// commands do, next to the dashboard) share the first one's client cap.
+func TestCapsHoldAcrossMounts(t *testing.T) {
+	client := emulatorClient(t, testenv.PubsubEmulator(t))
+	svc, first := startService(t, Config{Client: client, Topic: testenv.Unique("mounts"), WS: Options{MaxClients: 1}})
+	mux := http.NewServeMux()
+	svc.Mount(mux)
+	second := httptest.NewServer(mux)
+	defer second.Close()
+	conn, _, err := dial(t, first.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if c2, resp, err := dial(t, second.URL, ""); err == nil {
+		c2.Close()
+		t.Fatal("a second client got in through another mux with -max-clients 1")
+	} else if resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("second mux: %v %v, want 503", resp, err)
+	}
+}
