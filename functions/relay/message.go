@@ -26,7 +26,6 @@ func (s *Service) handle(d pubsub.Delivery) {
 		if n := s.undecodable.Add(1); n == 1 || n%1000 == 0 {
 			s.cfg.Log.Warn("dropping a message that cannot be decoded", "err", err, "count", n)
 		}
-		s.m.undecodable.Inc()
 		return
 	}
 	fresh := false

@@ -362,7 +362,6 @@ func (s *Service) restart(reason string, from time.Time) bool {
 	s.retired[old.sub] = true
 	s.mu.Unlock()
 	old.cancel() // not waited for: a stuck stream can take a minute to end
-	s.m.restarts.Inc()
 	s.restarts.Add(1)
 	s.cfg.Log.Warn("receive loop restarted on a fresh subscription", "reason", reason,
 		"old", old.sub, "new", sub, "replay_from", from)
@@ -487,27 +486,28 @@ func (s *Service) Close() error {
 }
 
 type serviceMetrics struct {
-	restarts        prometheus.Counter
 	restartFailures prometheus.Counter
 	heartbeats      prometheus.Counter
 	heartbeatGaps   prometheus.Counter
-	undecodable     prometheus.Counter
 }
 
 func newServiceMetrics(s *Service, reg prometheus.Registerer) *serviceMetrics {
 	m := &serviceMetrics{
-		restarts: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "vmpulse_relay_receive_restarts_total", Help: "Receive loops restarted on a fresh subscription (stalled, or ended by an error)."}),
 		restartFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vmpulse_relay_receive_restart_failures_total", Help: "Restarts that failed (the fresh subscription could not be created); retried."}),
 		heartbeats: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vmpulse_relay_heartbeats_total", Help: "Route heartbeats received."}),
 		heartbeatGaps: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vmpulse_relay_heartbeat_gaps_total", Help: "Heartbeats of a route instance found missing (each restarts receiving, sought back to before the gap)."}),
-		undecodable: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "vmpulse_relay_undecodable_messages_total", Help: "Messages dropped because they could not be decoded."}),
 	}
-	reg.MustRegister(m.restarts, m.restartFailures, m.heartbeats, m.heartbeatGaps, m.undecodable,
+	reg.MustRegister(m.restartFailures, m.heartbeats, m.heartbeatGaps,
+		// Counted once, in the atomics that /health and the log lines read.
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "vmpulse_relay_receive_restarts_total", Help: "Receive loops restarted on a fresh subscription (stalled, or ended by an error)."},
+			func() float64 { return float64(s.restarts.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "vmpulse_relay_undecodable_messages_total", Help: "Messages dropped because they could not be decoded."},
+			func() float64 { return float64(s.undecodable.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "vmpulse_relay_last_message_age_seconds", Help: "Seconds since the last new message (a record not seen before, or a route heartbeat) arrived; redeliveries do not count."},
 			func() float64 { return time.Since(time.Unix(0, s.lastMsg.Load())).Seconds() }),

@@ -178,7 +178,7 @@ func TestNewInstanceReplaysHistory(t *testing.T) {
 	topic := testenv.Unique("replay")
 	// The topic as a route (or Terraform) left it: with retention.
 	ctx := context.Background()
-	if _, _, err := pubsub.EnsureRetainingTopic(ctx, client, topic, true, 20*time.Minute); err != nil {
+	if err := pubsub.EnsureTopic(ctx, client, topic, true); err != nil {
 		t.Fatal(err)
 	}
 	pub := client.Publisher(topic)
@@ -312,9 +312,9 @@ func TestStalledReceiveHeals(t *testing.T) {
 	col.waitAll(t, all, 20*time.Second)
 	ctrlMu.Lock()
 	t.Logf("%d records, all on the websocket %v after the link came back; %v restarts; a plain receive loop on the same connection had %d",
-		len(all), time.Since(healedAt).Round(time.Millisecond), testutil.ToFloat64(svc.m.restarts), len(ctrl))
+		len(all), time.Since(healedAt).Round(time.Millisecond), gathered(t, svc, "vmpulse_relay_receive_restarts_total"), len(ctrl))
 	ctrlMu.Unlock()
-	if testutil.ToFloat64(svc.m.restarts) < 1 {
+	if gathered(t, svc, "vmpulse_relay_receive_restarts_total") < 1 {
 		t.Fatal("the receive loop was never restarted")
 	}
 	// Healthy again: fresh messages, no stall.
@@ -481,7 +481,7 @@ func TestPartialStallHealsOnHeartbeatGap(t *testing.T) {
 	client := emulatorClient(t, testenv.PubsubEmulator(t))
 	ctx := context.Background()
 	topic := testenv.Unique("partial")
-	if _, _, err := pubsub.EnsureRetainingTopic(ctx, client, topic, true, 20*time.Minute); err != nil {
+	if err := pubsub.EnsureTopic(ctx, client, topic, true); err != nil {
 		t.Fatal(err)
 	}
 	svc, srv := startService(t, Config{Client: client, Topic: topic, Replay: 15 * time.Minute, StallAfter: time.Minute,
@@ -525,8 +525,8 @@ func TestPartialStallHealsOnHeartbeatGap(t *testing.T) {
 	stolen.Range(func(any, any) bool { n++; return true })
 	col.waitAll(t, want, 15*time.Second)
 	t.Logf("the second reader took %d of 40 records; %v heartbeat gaps, %v restarts", n,
-		testutil.ToFloat64(svc.m.heartbeatGaps), testutil.ToFloat64(svc.m.restarts))
-	if testutil.ToFloat64(svc.m.heartbeatGaps) < 1 || testutil.ToFloat64(svc.m.restarts) < 1 {
+		testutil.ToFloat64(svc.m.heartbeatGaps), gathered(t, svc, "vmpulse_relay_receive_restarts_total"))
+	if testutil.ToFloat64(svc.m.heartbeatGaps) < 1 || gathered(t, svc, "vmpulse_relay_receive_restarts_total") < 1 {
 		t.Fatal("the heartbeat gap did not restart receiving")
 	}
 	if n == 0 {
@@ -554,4 +554,22 @@ func TestCapsHoldAcrossMounts(t *testing.T) {
 	} else if resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("second mux: %v %v, want 503", resp, err)
 	}
+}
+
+// gathered is the value of the service's counter or gauge name, as /metrics
+// would show it.
+func gathered(t *testing.T, svc *Service, name string) float64 {
+	t.Helper()
+	mfs, err := svc.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			m := mf.GetMetric()[0]
+			return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("metric %s not gathered", name)
+	return 0
 }

@@ -28,7 +28,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,15 +106,15 @@ func main() {
 		c.Close()
 	}
 	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && rl.Cur < uint64(maxInt(o.clients)+200) {
-		rl.Cur = min(rl.Max, uint64(maxInt(o.clients)+1000))
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && rl.Cur < uint64(slices.Max(o.clients)+200) {
+		rl.Cur = min(rl.Max, uint64(slices.Max(o.clients)+1000))
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
-		if rl.Cur < uint64(maxInt(o.clients)+200) {
-			fatal(fmt.Errorf("open files limit %d is too low for %d clients (ulimit -n)", rl.Cur, maxInt(o.clients)))
+		if rl.Cur < uint64(slices.Max(o.clients)+200) {
+			fatal(fmt.Errorf("open files limit %d is too low for %d clients (ulimit -n)", rl.Cur, slices.Max(o.clients)))
 		}
 	}
 	fmt.Printf("%d records/s of %d B, window %v after %v warm-up, clients offer deflate: %v, %d CPUs, load average %s\n",
-		o.rate, o.size, o.duration, o.warmup, o.compress, numCPU(), loadavg())
+		o.rate, o.size, o.duration, o.warmup, o.compress, runtime.NumCPU(), loadavg())
 	for i, r := range o.relays {
 		fmt.Printf("relay %c: %s\n", 'A'+i, r)
 	}
@@ -153,14 +155,6 @@ func envOr(k, d string) string {
 		return v
 	}
 	return d
-}
-
-func maxInt(xs []int) int {
-	m := 0
-	for _, x := range xs {
-		m = max(m, x)
-	}
-	return m
 }
 
 // ---- the relay process -------------------------------------------------------
@@ -258,11 +252,6 @@ func usage(pid int) (cpu float64, rss int64) {
 }
 
 const clkTck = 100 // USER_HZ on Linux
-
-func numCPU() int {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	return bytes.Count(b, []byte("\nprocessor")) + 1
-}
 
 // shared reads the relay's own account of memory shared by all clients (ring and
 // history), when it exports one.
@@ -640,7 +629,7 @@ func runOnce(o options, n int) (result, error) {
 		return res, err
 	}
 	defer ps.Close()
-	if _, _, err := pubsub.EnsureRetainingTopic(ctx, ps, topic, true, 20*time.Minute); err != nil {
+	if err := pubsub.EnsureTopic(ctx, ps, topic, true); err != nil {
 		return res, err
 	}
 	defer ps.TopicAdminClient.DeleteTopic(ctx, deleteTopicReq(pubsub.TopicName("vmpulse-bench", topic)))
