@@ -285,8 +285,11 @@ func TestStrategiesStoreAndPublishEachRecordOnce(t *testing.T) {
 			json.Unmarshal(data, &got)
 			batch, _ := strconv.ParseInt(a[pubsub.AttrBatch], 10, 64)
 			sbs, err := r.store.ReadBatches(context.Background(), []int64{batch})
-			found := false
 			sb := sbs[batch]
+			if err != nil || sb == nil {
+				t.Fatalf("published %s in batch %d, which MySQL does not hold: %v", data, batch, err)
+			}
+			found := false
 			for _, s := range sb.Records {
 				found = found || (s.ID == got.ID && record.Equal(s, got))
 			}

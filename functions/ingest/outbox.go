@@ -89,7 +89,7 @@ func NewOutbox(store OutboxStore, pub Publisher, pubFor func(route string) Publi
 		cfg.Grace = 15 * time.Second
 	}
 	if cfg.MaxWrite <= 0 {
-		cfg.MaxWrite = 25 * time.Second
+		cfg.MaxWrite = DefaultDBTimeout
 	}
 	if cfg.Lookback <= 0 {
 		cfg.Lookback = 30 * time.Minute
@@ -254,14 +254,17 @@ func (o *Outbox) republish(ctx context.Context) {
 // its id's time is found by the next scans, which look MaxWrite further back.)
 // Each page of batches costs three round trips to MySQL and one to Pub/Sub
 // whatever its size, so a backlog left by an outage drains in seconds.
+//
+// A failed scan returns cursor, or how far it got beyond it: never less, or
+// every failure during an outage would slide the window MaxWrite further back.
 func (o *Outbox) scan(ctx context.Context, cursor int64) int64 {
 	upper := BatchAt(time.Now().Add(-o.cfg.Grace))
-	cursor -= BatchAt(batchEpoch.Add(o.cfg.MaxWrite))
+	from := cursor - BatchAt(batchEpoch.Add(o.cfg.MaxWrite))
 	const page = 500
 	var backlog int64
 	defer func() { o.m.backlog.Set(float64(backlog)) }()
 	for {
-		list, err := o.store.Unpublished(ctx, cursor, upper, page)
+		list, err := o.store.Unpublished(ctx, from, upper, page)
 		if err != nil {
 			if ctx.Err() == nil {
 				o.log.Warn("outbox: looking for unpublished batches failed", "err", err)
@@ -276,7 +279,8 @@ func (o *Outbox) scan(ctx context.Context, cursor int64) int64 {
 			backlog -= bc.Records
 		}
 		if done > 0 {
-			cursor = list[done-1].Batch
+			from = list[done-1].Batch
+			cursor = max(cursor, from)
 		}
 		if err != nil {
 			if ctx.Err() == nil {
