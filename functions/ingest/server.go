@@ -188,9 +188,13 @@ func (s *Server) registerMetrics(reg prometheus.Registerer) {
 // not started by then are answered 503), and waits for their handlers. Call it
 // after the HTTP server has shut down, and before stopping the publisher.
 func (s *Server) Close(ctx context.Context) {
-	s.stopBase()
+	// Writes still running when ctx ends are canceled (a partitioned database
+	// must not hold the shutdown), not before: until then they may commit.
+	stop := context.AfterFunc(ctx, s.stopBase)
+	defer stop()
 	s.writer.Close(ctx)
 	s.handlers.Wait()
+	s.stopBase()
 }
 
 // Handler routes POST /ingest, GET /healthz and GET /metrics.
