@@ -34,9 +34,20 @@ func TestContainerLimit(t *testing.T) {
 }
 
 func TestGOMEMLIMITWins(t *testing.T) {
-	t.Setenv("GOMEMLIMIT", "100MiB")
+	// A container limit that Set would apply, so that only the GOMEMLIMIT check
+	// can keep the runtime's limit unchanged (whatever the machine's cgroup says).
+	f := filepath.Join(t.TempDir(), "memory.max")
+	if err := os.WriteFile(f, []byte("536870912\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	saved := limitFiles
+	limitFiles = []string{f}
+	t.Cleanup(func() { limitFiles = saved })
 	before := debug.SetMemoryLimit(-1)
-	if Set() != 0 || debug.SetMemoryLimit(-1) != before {
-		t.Fatal("an explicit GOMEMLIMIT was overridden")
+	t.Cleanup(func() { debug.SetMemoryLimit(before) })
+
+	t.Setenv("GOMEMLIMIT", "100MiB")
+	if got := Set(); got != 0 || debug.SetMemoryLimit(-1) != before {
+		t.Fatalf("an explicit GOMEMLIMIT was overridden: Set() = %d, limit %d, was %d", got, debug.SetMemoryLimit(-1), before)
 	}
 }
