@@ -510,7 +510,7 @@ func maxSize(t *testing.T, x *run) {
 			IngressURL: x.st.Routes[name].baseURL(),
 			Load:       loaddriver.Load{Users: concurrent},
 			Records:    items, MaxAttempts: SendAttempts, Backoff: SendBackoff, MaxBackoff: SendMaxBackoff,
-			Timeout: time.Minute, Client: x.st.HTTPClient(concurrent, time.Minute),
+			Timeout: time.Minute, Client: x.st.HTTPClient(concurrent, time.Minute), Token: x.st.Token,
 			Duration: 150 * time.Second, // a route that hangs must not hang the suite
 		})
 		if err != nil {

@@ -5,18 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/vmpulse/vmpulse/functions/ingest"
 	"github.com/vmpulse/vmpulse/loadtest/driver"
 	"github.com/vmpulse/vmpulse/record"
 )
-
-// MaxBody is the routes' default body cap (ingest.DefaultMaxBody, 4 MiB).
-const MaxBody = 4 << 20
 
 // Sender settings shared by every scenario: the driver's defaults except
 // MaxAttempts, raised from 10 to 12 so that the give-up window (below) is longer
@@ -86,9 +82,9 @@ func Items(vm string, n int) ([]driver.Item, error) {
 }
 
 // BigItems makes n requests of the largest size the routes accept: a JSON array
-// of at most MaxBody bytes (and at most record.MaxBatch records), of the largest
-// records the contract allows (record.MaxTop processes with names of 60 bytes,
-// about 2.7 KB each: some 1 500 records a request). Large records rather than
+// of at most ingest.DefaultMaxBody bytes (and at most record.MaxBatch records),
+// of the largest records the contract allows (record.MaxTop processes with names
+// of 60 bytes, about 2.7 KB each: some 1 500 records a request). Large records rather than
 // record.MaxBatch small ones: the body is as large, and the shared Pub/Sub
 // emulator gets a third of the messages. Each item's Key is its index; ids maps
 // it to the ids it carries.
@@ -105,7 +101,7 @@ func BigItems(vm string, n int) (items []driver.Item, ids map[string][]string, e
 			if err != nil {
 				return nil, nil, err
 			}
-			if b.Len()+len(raw)+2 > MaxBody-1024 {
+			if b.Len()+len(raw)+2 > ingest.DefaultMaxBody-1024 {
 				break
 			}
 			if len(these) > 0 {
@@ -120,19 +116,6 @@ func BigItems(vm string, n int) (items []driver.Item, ids map[string][]string, e
 		items = append(items, driver.Item{Index: k, Raw: json.RawMessage(b.String()), Key: key})
 	}
 	return items, ids, nil
-}
-
-// newDriverTransport is driver.NewClient's transport (keep-alive, one idle
-// connection per user, a response header timeout).
-func newDriverTransport(users int, timeout time.Duration) http.RoundTripper {
-	return &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          users + 16,
-		MaxIdleConnsPerHost:   users + 16,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: timeout,
-		ExpectContinueTimeout: time.Second,
-	}
 }
 
 // Load is one run of the driver's phase 2 in the background.
@@ -168,7 +151,7 @@ func (s *Stack) StartLoad(items []driver.Item, lc LoadConfig) *Load {
 			Load:       driver.Load{Users: lc.Users, SpawnRate: lc.SpawnRate, Wait: lc.Wait},
 			Records:    items, MaxAttempts: SendAttempts, Backoff: SendBackoff, MaxBackoff: SendMaxBackoff,
 			Timeout: SendTimeout, Duration: lc.Duration,
-			Client: s.HTTPClient(lc.Users, SendTimeout),
+			Client: s.HTTPClient(lc.Users, SendTimeout), Token: s.Token,
 			Event: func(e driver.Event) {
 				reason := failureReason(e)
 				l.mu.Lock()

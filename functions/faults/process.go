@@ -40,8 +40,6 @@ type Process struct {
 	rss       float64 // MiB: last VmRSS
 	gor       float64 // last go_goroutines
 	gorOK     bool    // the process exposes go_goroutines
-	peakGor   float64
-	lastExit  time.Duration // how long the last stop took
 	lastState string
 }
 
@@ -133,11 +131,7 @@ func (p *Process) Signal(sig syscall.Signal, wait time.Duration) (time.Duration,
 	_ = cmd.Process.Signal(sig)
 	select {
 	case <-exited:
-		d := time.Since(start)
-		p.mu.Lock()
-		p.lastExit = d
-		p.mu.Unlock()
-		return d, nil
+		return time.Since(start), nil
 	case <-time.After(wait):
 		_ = cmd.Process.Kill()
 		<-exited
@@ -198,7 +192,6 @@ func (p *Process) sample(pid int, exited chan struct{}) {
 			if g, ok := scrapeGauge(p.MetricsURL, "go_goroutines"); ok {
 				p.mu.Lock()
 				p.gor, p.gorOK = g, true
-				p.peakGor = max(p.peakGor, g)
 				p.mu.Unlock()
 			}
 		}

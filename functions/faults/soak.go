@@ -2,10 +2,11 @@ package faults
 
 import (
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/vmpulse/vmpulse/loadtest/driver"
 )
 
 // SoakSample is one interval of a soak: per process memory and goroutines, and
@@ -21,23 +22,14 @@ type SoakSample struct {
 	Goroutine map[string]float64 // -1: the process exposes no go_goroutines
 }
 
-// percentile of sorted durations (nearest rank).
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(math.Ceil(p/100*float64(len(sorted)))) - 1
-	return sorted[min(max(i, 0), len(sorted)-1)]
-}
-
 // lagStats returns p50, p99 and max of lags.
 func lagStats(lags []time.Duration) (p50, p99, mx time.Duration) {
 	if len(lags) == 0 {
 		return 0, 0, 0
 	}
 	s := slices.Clone(lags)
-	slices.Sort(s)
-	return percentile(s, 50), percentile(s, 99), s[len(s)-1]
+	p50 = driver.Percentile(s, 0.50) // sorts s
+	return p50, driver.Percentile(s, 0.99), s[len(s)-1]
 }
 
 // Slope fits y = a + b·x by least squares and returns b.

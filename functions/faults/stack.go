@@ -24,6 +24,7 @@ import (
 
 	"github.com/vmpulse/vmpulse/functions/pubsub"
 	"github.com/vmpulse/vmpulse/functions/split"
+	"github.com/vmpulse/vmpulse/loadtest/driver"
 )
 
 // MemLimitMiB is the memory limit of the routes (k8s/route*.yaml) and of the
@@ -169,12 +170,20 @@ func (p *Process) addr() string {
 	return ""
 }
 
-func (s *Stack) newRoute(name string) (*Process, error) {
+// loopbackAddr returns a free 127.0.0.1:port to listen on.
+func loopbackAddr() (string, error) {
 	port, err := FreePort()
+	if err != nil {
+		return "", err
+	}
+	return "127.0.0.1:" + strconv.Itoa(port), nil
+}
+
+func (s *Stack) newRoute(name string) (*Process, error) {
+	addr, err := loopbackAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
 	flags := s.Cfg.Bins.RouteFlags
 	args := []string{
 		"-strategy", name,
@@ -188,29 +197,20 @@ func (s *Stack) newRoute(name string) (*Process, error) {
 	if flags["token-file"] {
 		args = append(args, "-token-file", filepath.Join(s.Cfg.Dir, "ingest-token"))
 	}
-	metrics := "http://" + addr + "/metrics"
-	if flags["metrics-addr"] {
-		mport, err := FreePort()
-		if err != nil {
-			return nil, err
-		}
-		args = append(args, "-metrics-addr", "127.0.0.1:"+strconv.Itoa(mport))
-		metrics = "http://127.0.0.1:" + strconv.Itoa(mport) + "/metrics"
-	}
 	args = append(args, s.Cfg.RouteArgs...)
 	return &Process{
 		Name: name, Bin: s.Cfg.Bins.Route, Args: args, Env: childEnv(s.Cfg.Dir),
 		Log: logPath(s.Cfg.Dir, name), HealthURLs: []string{"http://" + addr + "/healthz"},
-		MetricsURL: metrics, LimitMiB: MemLimitMiB,
+		// The route serves /metrics on its own port (it has no -metrics-addr).
+		MetricsURL: "http://" + addr + "/metrics", LimitMiB: MemLimitMiB,
 	}, nil
 }
 
 func (s *Stack) newRelay() (*Process, error) {
-	port, err := FreePort()
+	addr, err := loopbackAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
 	flags := s.Cfg.Bins.RelayFlags
 	args := []string{
 		"-addr", addr,
@@ -221,18 +221,20 @@ func (s *Stack) newRelay() (*Process, error) {
 	}
 	metrics := "http://" + addr + "/metrics"
 	if flags["metrics-addr"] {
-		mport, err := FreePort()
+		// Its own free port: the flag's default (127.0.0.1:9090) would collide
+		// between stacks.
+		maddr, err := loopbackAddr()
 		if err != nil {
 			return nil, err
 		}
-		args = append(args, "-metrics-addr", "127.0.0.1:"+strconv.Itoa(mport))
-		metrics = "http://127.0.0.1:" + strconv.Itoa(mport) + "/metrics"
+		args = append(args, "-metrics-addr", maddr)
+		metrics = "http://" + maddr + "/metrics"
 	}
 	return &Process{
 		Name: "relay", Bin: s.Cfg.Bins.Relay, Args: args, Env: childEnv(s.Cfg.Dir),
 		Log: logPath(s.Cfg.Dir, "relay"),
-		// /health is the relay's contract; /healthz is what it served before.
-		HealthURLs: []string{"http://" + addr + "/health", "http://" + addr + "/healthz"},
+		// GET /health is the relay's only health path.
+		HealthURLs: []string{"http://" + addr + "/health"},
 		MetricsURL: metrics, LimitMiB: MemLimitMiB,
 	}, nil
 }
@@ -251,20 +253,17 @@ func (s *Stack) Processes() []*Process {
 	return out
 }
 
-// HTTPClient is the senders' client: the driver's, plus the bearer token, timing
-// every request into s.Requests.
+// HTTPClient is the senders' client: the driver's, timing every request into
+// s.Requests. It adds no token: the senders pass s.Token as SendConfig.Token.
 func (s *Stack) HTTPClient(users int, timeout time.Duration) *http.Client {
-	var rt http.RoundTripper = newDriverTransport(users, timeout)
-	if s.Token != "" {
-		rt = bearer{token: s.Token, next: rt}
-	}
-	return &http.Client{Timeout: timeout, Transport: timed{stats: &s.Requests, next: rt}}
+	c := driver.NewClient(users, timeout)
+	c.Transport = timed{stats: &s.Requests, next: c.Transport}
+	return c
 }
 
 // RequestStats times the senders' requests.
 type RequestStats struct {
 	mu      sync.Mutex
-	n       int
 	longest time.Duration
 	over    map[time.Duration]int
 }
@@ -289,7 +288,6 @@ func (t timed) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(r)
 	d := time.Since(start) // to the response headers: when the route answered
 	t.stats.mu.Lock()
-	t.stats.n++
 	t.stats.longest = max(t.stats.longest, d)
 	if t.stats.over == nil {
 		t.stats.over = map[time.Duration]int{}
@@ -301,17 +299,6 @@ func (t timed) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	t.stats.mu.Unlock()
 	return resp, err
-}
-
-type bearer struct {
-	token string
-	next  http.RoundTripper
-}
-
-func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return b.next.RoundTrip(r)
 }
 
 // Close stops every process and proxy, and deletes the topic's subscriptions and

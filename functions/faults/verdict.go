@@ -24,7 +24,7 @@ type Row struct {
 	Seen         int           // of those, seen on a websocket within SeenWithin after the fault
 	Late         int           // seen, but later than that
 	Never        int           // never seen by the time the check gave up
-	WorstLag     time.Duration // max over ids of sighting − max(fault end, stored_at); -1 when some were never seen
+	WorstLag     time.Duration // max over the ids seen of sighting − max(fault end, stored_at); ids never seen are left out (Never counts them)
 	Unsent       int           // records the sender ended with unacknowledged
 	Rejected     int           // 4xx
 	PeakRSS      map[string]float64

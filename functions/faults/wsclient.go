@@ -15,13 +15,10 @@ import (
 type WSClient struct {
 	URL string
 
-	mu         sync.Mutex
-	seen       map[string]Sighting
-	connects   int
-	historyIDs int // items received in history frames
-	batchIDs   int // items received in batch frames
-	lastErr    string
-	connected  bool
+	mu        sync.Mutex
+	seen      map[string]Sighting
+	connects  int
+	connected bool
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -57,9 +54,6 @@ func (c *WSClient) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		conn, _, err := d.DialContext(ctx, c.URL, nil)
 		if err != nil {
-			c.mu.Lock()
-			c.lastErr = err.Error()
-			c.mu.Unlock()
 			sleepCtx(ctx, 200*time.Millisecond)
 			continue
 		}
@@ -84,14 +78,10 @@ func (c *WSClient) read(conn *websocket.Conn) {
 		_ = conn.SetReadDeadline(time.Now().Add(90 * time.Second))
 		_, b, err := conn.ReadMessage()
 		if err != nil {
-			c.mu.Lock()
-			c.lastErr = err.Error()
-			c.mu.Unlock()
 			return
 		}
 		now := time.Now()
 		var f struct {
-			Type  string `json:"type"`
 			Items []item `json:"items"`
 		}
 		if json.Unmarshal(b, &f) != nil {
@@ -102,12 +92,6 @@ func (c *WSClient) read(conn *websocket.Conn) {
 			id := it.Record.ID
 			if id == "" {
 				continue
-			}
-			switch f.Type {
-			case "history":
-				c.historyIDs++
-			default:
-				c.batchIDs++
 			}
 			if _, ok := c.seen[id]; ok {
 				continue

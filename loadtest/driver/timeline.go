@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"sync"
@@ -178,11 +179,12 @@ func (r *recorder) latency() Latency {
 	return r.total.summary()
 }
 
-// Percentile is the nearest-rank q-quantile (0 < q ≤ 1) of xs (0 for none); xs is
-// sorted in place.
-func Percentile(xs []float64, q float64) float64 {
+// Percentile is the nearest-rank q-quantile (0 < q ≤ 1) of xs (the zero value for
+// none); xs is sorted in place.
+func Percentile[T cmp.Ordered](xs []T, q float64) T {
 	if len(xs) == 0 {
-		return 0
+		var zero T
+		return zero
 	}
 	slices.Sort(xs)
 	i := int(math.Ceil(q*float64(len(xs)))) - 1
