@@ -181,18 +181,22 @@ type secretProviderClass struct {
 	Spec              struct {
 		Provider      string            `json:"provider,omitempty"`
 		Parameters    map[string]string `json:"parameters,omitempty"`
-		SecretObjects []struct {
-			SecretName  string            `json:"secretName,omitempty"`
-			Type        string            `json:"type,omitempty"`
-			Labels      map[string]string `json:"labels,omitempty"`
-			Annotations map[string]string `json:"annotations,omitempty"`
-			Data        []struct {
-				ObjectName string `json:"objectName,omitempty"`
-				Key        string `json:"key,omitempty"`
-				PlainValue string `json:"plainValue,omitempty"`
-			} `json:"data,omitempty"`
-		} `json:"secretObjects,omitempty"`
+		SecretObjects []secretObject    `json:"secretObjects,omitempty"`
 	} `json:"spec,omitempty"`
+}
+
+// secretObject is one spec.secretObjects entry: a Kubernetes Secret the driver
+// would sync the mounted files into.
+type secretObject struct {
+	SecretName  string            `json:"secretName,omitempty"`
+	Type        string            `json:"type,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Data        []struct {
+		ObjectName string `json:"objectName,omitempty"`
+		Key        string `json:"key,omitempty"`
+		PlainValue string `json:"plainValue,omitempty"`
+	} `json:"data,omitempty"`
 }
 
 // gkeSecret is one entry of parameters.secrets for the GKE Secret Manager add-on

@@ -41,13 +41,10 @@ type expectations struct {
 	https       bool              // the HTTPS listener and the redirect are expected
 	project     string            // the project of the secrets' resource names, "" = any
 	maxConns    int               // the SQL tier's max_connections the routes must fit in
+	dbReserve   int               // connections the budget leaves for the GRANT Job and an operator (terraform/main.tf, local.db_connection_reserve)
 }
 
 var secretish = regexp.MustCompile(`(?i)(passw|pwd|secret|token|api_?key|credential|private_?key|dsn)`)
-
-// dbConnectionReserve is what the connection budget leaves for the GRANT Job and
-// an operator (terraform/main.tf, local.db_connection_reserve).
-const dbConnectionReserve = 10
 
 func checkInvariants(t reporter, m *manifests, want expectations) {
 	t.Helper()
@@ -940,9 +937,14 @@ func checkConfigMap(t reporter, name string, cm *corev1.ConfigMap, want expectat
 
 // checkConnectionBudget: both routes read the same DB_CONNS (one ConfigMap), and
 // what they can open at their HPA's maximum, plus one pod each during a rolling
-// update, plus the reserve, fits the SQL tier's max_connections.
+// update, plus the reserve, fits the SQL tier's max_connections. Each pod holds
+// DB_CONNS connections for data plus one for the outbox's named lock, as
+// terraform/main.tf local.db_connection_budget counts.
 func checkConnectionBudget(t reporter, m *manifests, want expectations) {
 	t.Helper()
+	if want.maxConns > 0 && want.dbReserve < 1 {
+		t.Errorf("expectations: maxConns %d without dbReserve (local.db_connection_reserve)", want.maxConns)
+	}
 	conns := map[string]int{}
 	for _, name := range []string{"route1", "route2"} {
 		d, ok := m.deployments[name]
@@ -975,15 +977,15 @@ func checkConnectionBudget(t reporter, m *manifests, want expectations) {
 	if conns["route1"] != conns["route2"] {
 		t.Errorf("route1 and route2 have different connection budgets %v", conns)
 	}
-	total := dbConnectionReserve
+	total := want.dbReserve
 	for _, name := range []string{"route1", "route2"} {
 		for _, h := range m.hpas {
 			if h.Spec.ScaleTargetRef.Name == name {
-				total += int(h.Spec.MaxReplicas+1) * conns[name]
+				total += int(h.Spec.MaxReplicas+1) * (conns[name] + 1)
 			}
 		}
 	}
 	if want.maxConns > 0 && total > want.maxConns {
-		t.Errorf("the routes can open %d connections (2 x (maxReplicas+1) x DB_CONNS + %d), more than max_connections %d", total, dbConnectionReserve, want.maxConns)
+		t.Errorf("the routes can open %d connections (per route (maxReplicas+1) pods x (DB_CONNS + 1 for the outbox's named lock), + reserve %d), more than max_connections %d", total, want.dbReserve, want.maxConns)
 	}
 }

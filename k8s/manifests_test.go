@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -347,6 +348,35 @@ type capacityProfile struct {
 
 func capacityProfiles(t *testing.T) map[string]capacityProfile {
 	t.Helper()
+	out := map[string]capacityProfile{}
+	for name, p := range terraformLocal(t, "capacity_profiles").AsValueMap() {
+		num := func(k string) int {
+			n, _ := p.GetAttr(k).AsBigFloat().Int64()
+			return int(n)
+		}
+		out[name] = capacityProfile{num("max_connections"), num("route_max_pods"), num("db_conns")}
+	}
+	return out
+}
+
+// dbConnectionReserve reads local.db_connection_reserve from terraform/main.tf:
+// the connections the budget leaves for the GRANT Job and an operator.
+func dbConnectionReserve(t *testing.T) int {
+	t.Helper()
+	v := terraformLocal(t, "db_connection_reserve")
+	if v.Type() != cty.Number {
+		t.Fatalf("local.db_connection_reserve is %s, want a number", v.Type().FriendlyName())
+	}
+	n, acc := v.AsBigFloat().Int64()
+	if acc != big.Exact || n < 1 {
+		t.Fatalf("local.db_connection_reserve = %s, want a positive whole number", v.AsBigFloat().String())
+	}
+	return int(n)
+}
+
+// terraformLocal evaluates one local of terraform/main.tf, which must be a literal.
+func terraformLocal(t *testing.T, name string) cty.Value {
+	t.Helper()
 	file := filepath.Join(repoRoot(t), "terraform", "main.tf")
 	src, err := os.ReadFile(file)
 	if err != nil {
@@ -357,31 +387,23 @@ func capacityProfiles(t *testing.T) map[string]capacityProfile {
 		t.Fatal(diags)
 	}
 	for _, b := range f.Body.(*hclsyntax.Body).Blocks {
-		a, ok := b.Body.Attributes["capacity_profiles"]
+		a, ok := b.Body.Attributes[name]
 		if b.Type != "locals" || !ok {
 			continue
 		}
 		v, diags := a.Expr.Value(nil)
 		if diags.HasErrors() {
-			t.Fatalf("local.capacity_profiles must be a literal: %v", diags)
+			t.Fatalf("local.%s must be a literal: %v", name, diags)
 		}
-		out := map[string]capacityProfile{}
-		for name, p := range v.AsValueMap() {
-			num := func(k string) int {
-				n, _ := p.GetAttr(k).AsBigFloat().Int64()
-				return int(n)
-			}
-			out[name] = capacityProfile{num("max_connections"), num("route_max_pods"), num("db_conns")}
-		}
-		return out
+		return v
 	}
-	t.Fatal("terraform/main.tf has no local.capacity_profiles")
-	return nil
+	t.Fatalf("terraform/main.tf has no local.%s", name)
+	return cty.NilVal
 }
 
 // renderTemplate evaluates a terraform template file with the HCL template engine
-// that templatefile() uses (terraform/terraform_test.go checks that terraform
-// renders it the same).
+// that templatefile() uses (TestTemplatesRenderInTerraform in
+// terraform/templates_test.go checks that terraform renders it the same).
 func renderTemplate(t *testing.T, file string, vars map[string]cty.Value) []byte {
 	t.Helper()
 	src, err := os.ReadFile(file)
@@ -451,7 +473,8 @@ func TestBaseRendersStrictlyAndHoldsInvariants(t *testing.T) {
 	want := expectations{
 		images: kustomizeImages(t, filepath.Join(dir, "kustomization.yaml")),
 		// The base's values are those of the default capacity profile.
-		maxConns: capacityProfiles(t)["medium"].maxConnections,
+		maxConns:  capacityProfiles(t)["medium"].maxConnections,
+		dbReserve: dbConnectionReserve(t),
 	}
 	checkInvariants(t, m, want)
 
@@ -550,6 +573,7 @@ func TestOverlayFromTerraform(t *testing.T) {
 					https:       https,
 					project:     str("project_id"),
 					maxConns:    p.maxConnections,
+					dbReserve:   dbConnectionReserve(t),
 				})
 				if len(m.configMaps) != 2 {
 					t.Errorf("the overlay must replace the base ConfigMaps, not add some: %v", keys(m.configMaps))
@@ -685,10 +709,11 @@ func TestInvariantsCatchBrokenManifests(t *testing.T) {
 	tmp := deployTree(t, renderTemplate(t, filepath.Join(root, "terraform", "templates", "k8s-overlay.yaml.tftpl"), vals))
 	base := render(t, filepath.Join(tmp, "out", "k8s"))
 	want := expectations{
-		images:   map[string]bool{vals["route_image_name"].AsString() + ":" + vals["route_image_tag"].AsString(): true, vals["mysql_image_name"].AsString() + ":8.4": true},
-		https:    true,
-		project:  vals["project_id"].AsString(),
-		maxConns: p.maxConnections,
+		images:    map[string]bool{vals["route_image_name"].AsString() + ":" + vals["route_image_tag"].AsString(): true, vals["mysql_image_name"].AsString() + ":8.4": true},
+		https:     true,
+		project:   vals["project_id"].AsString(),
+		maxConns:  p.maxConnections,
+		dbReserve: dbConnectionReserve(t),
 	}
 	var clean collector
 	checkInvariants(&clean, cloneManifests(t, base), want)
@@ -787,17 +812,7 @@ func TestInvariantsCatchBrokenManifests(t *testing.T) {
 		},
 		"secret synced to k8s": func(m *manifests) {
 			s := m.spcs["vmpulse-db-admin"]
-			s.Spec.SecretObjects = make([]struct {
-				SecretName  string            `json:"secretName,omitempty"`
-				Type        string            `json:"type,omitempty"`
-				Labels      map[string]string `json:"labels,omitempty"`
-				Annotations map[string]string `json:"annotations,omitempty"`
-				Data        []struct {
-					ObjectName string `json:"objectName,omitempty"`
-					Key        string `json:"key,omitempty"`
-					PlainValue string `json:"plainValue,omitempty"`
-				} `json:"data,omitempty"`
-			}, 1)
+			s.Spec.SecretObjects = make([]secretObject, 1)
 		},
 		"GRANT ALL":         replaceInGrant("GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON", "GRANT ALL PRIVILEGES ON"),
 		"GRANT DROP":        replaceInGrant("ALTER, INDEX ON", "ALTER, INDEX, DROP ON"),
@@ -822,7 +837,39 @@ func TestInvariantsCatchBrokenManifests(t *testing.T) {
 			m.hpas["route1"].Spec.MaxReplicas = 40
 			m.hpas["route2"].Spec.MaxReplicas = 40
 		},
-		"unequal connection budgets": func(m *manifests) { addEnv(m.deployments["route2"], "DB_CONNS", "64") },
+		// route2 reads its own copy of the route ConfigMap with one connection
+		// less: still within max_connections, so only the equality check fires.
+		"unequal connection budgets": func(m *manifests) {
+			c := route(m, "route2")
+			for i, ef := range c.EnvFrom {
+				if ef.ConfigMapRef == nil {
+					continue
+				}
+				cm, ok := m.configMaps[ef.ConfigMapRef.Name]
+				if !ok || cm.Data["DB_CONNS"] == "" {
+					continue
+				}
+				n, err := strconv.Atoi(cm.Data["DB_CONNS"])
+				if err != nil {
+					t.Fatalf("ConfigMap %s: DB_CONNS=%q", cm.Name, cm.Data["DB_CONNS"])
+				}
+				clone := cm.DeepCopy()
+				clone.Name = cm.Name + "-route2"
+				clone.Data["DB_CONNS"] = strconv.Itoa(n - 1)
+				m.configMaps[clone.Name] = clone
+				m.order = append(m.order, "ConfigMap/"+clone.Name)
+				m.namespaceOf["ConfigMap/"+clone.Name] = m.namespaceOf["ConfigMap/"+cm.Name]
+				c.EnvFrom[i].ConfigMapRef.Name = clone.Name
+				return
+			}
+			t.Fatal("route2 reads no DB_CONNS through envFrom")
+		},
+	}
+	// Where a breakage is caught by one particular check, that check must be
+	// the one that reports it.
+	wantErr := map[string]string{
+		"over the connection budget": "more than max_connections",
+		"unequal connection budgets": "different connection budgets",
 	}
 	for name, brk := range breakages {
 		m := cloneManifests(t, base)
@@ -831,8 +878,11 @@ func TestInvariantsCatchBrokenManifests(t *testing.T) {
 		checkInvariants(&c, m, want)
 		if len(c.errs) == 0 {
 			t.Errorf("%s: the invariants did not notice", name)
-		} else {
-			t.Logf("%s: %s", name, c.errs[0])
+			continue
+		}
+		t.Logf("%s: %s", name, c.errs[0])
+		if sub, ok := wantErr[name]; ok && !slices.ContainsFunc(c.errs, func(e string) bool { return strings.Contains(e, sub) }) {
+			t.Errorf("%s: no error says %q, got %v", name, sub, c.errs)
 		}
 	}
 }

@@ -125,14 +125,21 @@ func (f *vmFakes) boot(script, stateDir, kver, bundle string, env ...string) (ca
 		f.write(l, "", 0o644)
 	}
 	cmd := exec.Command("bash", script)
-	cmd.Env = append(append(os.Environ(),
-		"PATH="+f.fakes+":"+os.Getenv("PATH"),
-		"VMPULSE_STATE_DIR="+stateDir, "VMPULSE_SRC_DIR="+f.src,
-		"VMPULSE_BIN_DIR="+f.bin, "VMPULSE_UNIT_DIR="+f.units, "VMPULSE_DPKG_LOCKS="+locks,
-		"FAKE_KVER="+kver, "FAKE_BUNDLE="+bundle, "FAKE_HEADERS="+f.headers), env...)
+	cmd.Env = f.env(stateDir, locks, kver, bundle, env...)
 	o, err := cmd.CombinedOutput()
 	b, _ := os.ReadFile(f.log)
 	return string(b), string(o), err
+}
+
+// env is the environment a boot runs the script in: the fakes first on PATH,
+// the VMPULSE_* overrides pointing into the test's directories, what the fakes
+// report, and extra variables last.
+func (f *vmFakes) env(stateDir, locks, kver, bundle string, extra ...string) []string {
+	return append(append(os.Environ(),
+		"PATH="+f.fakes+":"+os.Getenv("PATH"),
+		"VMPULSE_STATE_DIR="+stateDir, "VMPULSE_SRC_DIR="+f.src,
+		"VMPULSE_BIN_DIR="+f.bin, "VMPULSE_UNIT_DIR="+f.units, "VMPULSE_DPKG_LOCKS="+locks,
+		"FAKE_KVER="+kver, "FAKE_BUNDLE="+bundle, "FAKE_HEADERS="+f.headers), extra...)
 }
 
 func has(t *testing.T, calls, want string) {
@@ -338,11 +345,7 @@ func (f *vmFakes) bootWatching(script, stateDir, kver, bundle string, onLine fun
 	_ = os.Remove(f.log)
 	locks := filepath.Join(f.tmp, "lock-frontend") + " " + filepath.Join(f.tmp, "lists-lock")
 	cmd := exec.Command("bash", script)
-	cmd.Env = append(append(os.Environ(),
-		"PATH="+f.fakes+":"+os.Getenv("PATH"),
-		"VMPULSE_STATE_DIR="+stateDir, "VMPULSE_SRC_DIR="+f.src,
-		"VMPULSE_BIN_DIR="+f.bin, "VMPULSE_UNIT_DIR="+f.units, "VMPULSE_DPKG_LOCKS="+locks,
-		"FAKE_KVER="+kver, "FAKE_BUNDLE="+bundle, "FAKE_HEADERS="+f.headers), env...)
+	cmd.Env = f.env(stateDir, locks, kver, bundle, env...)
 	pipe, err := cmd.StdoutPipe()
 	if err != nil {
 		f.t.Fatal(err)

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes google-provider-schema.txt: every argument and attribute path (dotted,
 nested blocks included) of the google provider resources this configuration
-uses, read from the provider's Go sources. terraform_test.go checks every
-argument and block of terraform/*.tf against it.
+uses, read from the provider's Go sources. TestSchema (terraform/config_test.go)
+checks every argument and block of terraform/*.tf against it.
 
     python3 gen-provider-schema.py PATH-TO-terraform-provider-google-CHECKOUT > google-provider-schema.txt
 

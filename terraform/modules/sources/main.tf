@@ -1,9 +1,10 @@
 # What the deployment's artifacts are built from, as hashes: the images and the
 # agent bundle (images_hash) and the Kubernetes manifests (k8s_hash). A change in
 # any of these files changes the hash, and the next `terraform apply` builds and
-# rolls out again; nothing else does. terraform_test.go checks that the image
-# inputs cover every package the four commands import (go list -deps), so a new
-# package cannot be left out silently.
+# rolls out again; nothing else does. TestImageInputsCoverTheCommands
+# (terraform/templates_test.go) checks that the image inputs cover every package
+# the four commands import (go list -deps), so a new package cannot be left out
+# silently.
 
 variable "repo_root" {
   description = "Path of the repository root (the checkout the images are built from)."
