@@ -22,7 +22,9 @@ import AxeBuilder from '@axe-core/playwright';
 import { expect, test, type Page } from '@playwright/test';
 import fs from 'node:fs';
 import path from 'node:path';
-import { item, TOP_HIDDEN, type Item } from './feed';
+import type { RelayItem } from '../src/lib/types';
+import type { VmpulseHooks } from '../src/testHooks';
+import { item, TOP_HIDDEN } from './feed';
 import { RESULTS } from './paths';
 import { missing, RELAY, startStack, startWeb, UP, WEB, type Stack } from './stack';
 
@@ -37,19 +39,7 @@ function needs(bins: string[]): void {
   test.skip(true, msg);
 }
 
-interface Hooks {
-  firstPointMs: number | null;
-  state: string;
-  opens: number;
-  latestId: string;
-  accepted: number;
-  duplicates: number;
-  flushes: number;
-  vms?: string[];
-  marks: Record<string, number>;
-}
-
-const hooks = (page: Page) => page.evaluate(() => (window as unknown as { __vmpulse: Hooks }).__vmpulse);
+const hooks = (page: Page) => page.evaluate((): VmpulseHooks => window.__vmpulse!);
 const pointsOf = async (page: Page, id: string) => Number(await page.getByTestId(id).getAttribute('data-points'));
 
 /** watchErrors collects page errors and console errors (refused websockets aside). */
@@ -139,7 +129,7 @@ test.describe('crafted streams', () => {
     const errors = watchErrors(page);
     // a whole second, so that "a minute in" reads the same on every run
     const now = Math.floor(Date.now() / 1000) * 1000;
-    const history: Item[] = [];
+    const history: RelayItem[] = [];
     for (let i = 0; i < 120; i++) {
       const at = now - (120 - i) * 1000;
       history.push(item('vm-cpu', at, at + 40, { porcentaje_cpu_uso: i < 60 ? 20 : 95, porcentaje_ram: 40 }));
@@ -160,7 +150,7 @@ test.describe('crafted streams', () => {
       let k = 0;
       feed.flood = (n) => {
         const t = Date.now();
-        const items: Item[] = [item('vm-cpu', t, t + 5, { porcentaje_cpu_uso: 95 }), item('vm-ram', t, t + 5, { porcentaje_ram: 92, source: 'procfs' })];
+        const items: RelayItem[] = [item('vm-cpu', t, t + 5, { porcentaje_cpu_uso: 95 }), item('vm-ram', t, t + 5, { porcentaje_ram: 92, source: 'procfs' })];
         for (let i = 0; i < n; i++, k++) items.push(item(`invented-${k}`, t, t + 5));
         ws.send(JSON.stringify({ type: 'batch', items }));
       };
@@ -237,7 +227,7 @@ test.describe('crafted streams', () => {
       }
       await expect(page.getByTestId('evicted')).toBeVisible();
       const h = await hooks(page);
-      expect(h.vms!.length).toBeLessThanOrEqual(32);
+      expect(h.vms.length).toBeLessThanOrEqual(32);
       for (const vm of ['vm-cpu', 'vm-ram', 'vm-idle', 'vm-replay']) expect(h.vms).toContain(vm);
       await expect(page.getByTestId('vm-detail')).toHaveAttribute('data-vm', 'vm-ram');
       for (const vm of ['vm-cpu', 'vm-ram', 'vm-idle', 'vm-replay']) await expect(page.locator(`[data-testid="compare-row"][data-vm="${vm}"]`)).toHaveCount(1);
@@ -250,9 +240,9 @@ test.describe('crafted streams', () => {
   test('malformed records are dropped or fixed and the page keeps rendering', async ({ page }) => {
     const errors = watchErrors(page);
     const now = Date.now();
-    const items: Item[] = Array.from({ length: 40 }, (_, i) => item('mock-vm', now - (40 - i) * 1000, now - (40 - i) * 1000 + 5, {}, i % 2 ? 'route2' : 'route1'));
+    const items: RelayItem[] = Array.from({ length: 40 }, (_, i) => item('mock-vm', now - (40 - i) * 1000, now - (40 - i) * 1000 + 5, {}, i % 2 ? 'route2' : 'route1'));
     (items[10].record as unknown as { hora: number }).hora = 12345;
-    items[39].record.top_procesos = [
+    (items[39].record as unknown as { top_procesos: unknown[] }).top_procesos = [
       null,
       { pid: 1, name: { evil: true }, state: 'S', rss_mib: 1 },
       { pid: 2, name: 42, state: 'R', rss_mib: 2 },
@@ -478,9 +468,3 @@ test.describe('live stack', () => {
     expect(errors).toEqual([]);
   });
 });
-
-declare global {
-  interface Window {
-    __vmpulse?: Hooks & { committedBetween?: (fromMs: number, toMs: number) => string[] };
-  }
-}

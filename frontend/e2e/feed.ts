@@ -1,32 +1,7 @@
 // Crafted relay items for the pages whose websocket the test answers itself.
+import { CROCKFORD } from '../src/lib/protocol';
+import type { RelayItem, VmRecord } from '../src/lib/types';
 
-export interface Rec {
-  id: string;
-  vm: string;
-  total_ram: number;
-  ram_libre: number;
-  uso_ram: number;
-  porcentaje_ram: number;
-  porcentaje_cpu_uso: number;
-  porcentaje_cpu_libre: number;
-  procesos_corriendo: number;
-  total_procesos: number;
-  procesos_durmiendo: number;
-  procesos_zombie: number;
-  procesos_parados: number;
-  hora: string;
-  source?: string;
-  top_procesos?: unknown[];
-}
-
-export interface Item {
-  route: string;
-  commit_ms: number;
-  stored_at: string;
-  record: Rec;
-}
-
-const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 let seq = 0;
 
 /** ulid makes an id as the agent does (record.IDSource): the millisecond, then 16 more characters. */
@@ -49,7 +24,7 @@ export function ulid(ms: number): string {
 export const hora = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace('T', ' ');
 
 /** item is one sample of vm taken at takenMs and committed at storedMs. */
-export function item(vm: string, takenMs: number, storedMs: number, p: Partial<Rec> = {}, route = 'route1'): Item {
+export function item(vm: string, takenMs: number, storedMs: number, p: Partial<VmRecord> = {}, route = 'route1'): RelayItem {
   const cpu = p.porcentaje_cpu_uso ?? 20;
   const ram = p.porcentaje_ram ?? 40;
   const total = 2048;

@@ -10,7 +10,7 @@ import { useRelay } from './hooks/useRelay';
 import { useViews } from './hooks/useViews';
 import type { DashboardConfig } from './lib/config';
 import { formatAgo, windowLabel } from './lib/format';
-import { LANG_KEY, LANGS, translator, type Lang } from './lib/i18n';
+import { LANG_KEY, LANGS, translator, vmLabel, type Lang } from './lib/i18n';
 import { DashboardStore, WINDOWS_S } from './lib/store';
 
 function safeSet(key: string, v: string): void {
@@ -54,7 +54,6 @@ export function App({ config, initialLang }: { config: Promise<DashboardConfig>;
     setLang(next);
   };
 
-  const vmName = (v: string) => (v === '' ? t('vmUnnamed') : v);
   const panelError = (e: Error) => <PanelError error={e} t={t} />;
   const ago = slow ? slow.nowS - live.latestT : NaN;
   const resetKey = slow?.clientNow;
@@ -79,7 +78,7 @@ export function App({ config, initialLang }: { config: Promise<DashboardConfig>;
               <select data-testid="vm-select" value={live.vm} onChange={(e) => pickVm(e.target.value)}>
                 {live.vms.map((v) => (
                   <option key={v} value={v}>
-                    {vmName(v)}
+                    {vmLabel(t, v)}
                   </option>
                 ))}
               </select>
@@ -87,7 +86,7 @@ export function App({ config, initialLang }: { config: Promise<DashboardConfig>;
           )}
           {live.vms.length === 1 && (
             <span className="control vm-one" data-testid="vm-name">
-              <span className="muted small">{t('vm')}</span> <strong>{vmName(live.vm)}</strong>
+              <span className="muted small">{t('vm')}</span> <strong>{vmLabel(t, live.vm)}</strong>
             </span>
           )}
           <div className="control seg" role="group" aria-labelledby="window-label">

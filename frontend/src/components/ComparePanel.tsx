@@ -4,7 +4,7 @@
 import { memo, useLayoutEffect, useMemo, useRef, useState } from 'react';
 import uPlot from 'uplot';
 import { formatDuration, windowLabel } from '../lib/format';
-import { fmt, type Key, type Lang, type T } from '../lib/i18n';
+import { fmt, vmLabel, type Key, type Lang, type T } from '../lib/i18n';
 import { VERDICT_ORDER } from '../lib/verdict';
 import type { CompareRow, CompareView } from '../lib/views';
 import { chartAxes, observeWidth } from './LiveChart';
@@ -25,9 +25,10 @@ const COLUMNS: { key: SortKey; label: Key; num?: boolean }[] = [
 function sortValue(r: CompareRow, k: SortKey): number | string {
   switch (k) {
     case 'verdict':
-      return VERDICT_ORDER.indexOf(r.verdict);
+      return VERDICT_ORDER.indexOf(r.capacity.verdict);
     case 'cpuP95':
     case 'ramPeak':
+      return Number.isFinite(r.capacity[k]) ? r.capacity[k] : -Infinity;
     case 'procs':
       return Number.isFinite(r[k]) ? r[k] : -Infinity;
     default:
@@ -56,9 +57,9 @@ function ComparePanelView(props: {
   const [sort, setSort] = useState<{ key: SortKey; dir: 1 | -1 }>({ key: 'vm', dir: 1 });
   const rows = useMemo(() => sortRows(view.rows, sort.key, sort.dir), [view.rows, sort]);
   const pct = (v: number) => (Number.isFinite(v) ? `${fmt(lang, v, 1)} %` : '—');
-  const vmLabel = (v: string) => (v === '' ? t('vmUnnamed') : v);
+  // a newly picked column sorts its figures highest first, the other columns ascending
   const clickSort = (key: SortKey) =>
-    setSort((s) => ({ key, dir: s.key === key ? ((-s.dir) as 1 | -1) : key === 'vm' || key === 'machineType' || key === 'source' || key === 'verdict' ? 1 : -1 }));
+    setSort((s) => ({ key, dir: s.key === key ? ((-s.dir) as 1 | -1) : COLUMNS.find((c) => c.key === key)?.num ? -1 : 1 }));
 
   return (
     <section className="card compare" aria-labelledby="h-compare" data-testid="compare">
@@ -98,14 +99,15 @@ function ComparePanelView(props: {
           </thead>
           <tbody>
             {rows.map((r) => {
-              const cls = VERDICT_CLASS[r.verdict];
+              const cap = r.capacity;
+              const cls = VERDICT_CLASS[cap.verdict];
               const isSel = r.vm === selected;
               return (
-                <tr key={r.vm} className={isSel ? 'selected' : ''} data-testid="compare-row" data-vm={r.vm} data-verdict={r.verdict}>
+                <tr key={r.vm} className={isSel ? 'selected' : ''} data-testid="compare-row" data-vm={r.vm} data-verdict={cap.verdict}>
                   <th scope="row">
                     <span className="swatch" style={{ background: r.color ?? 'transparent' }} aria-hidden="true" />
                     <button type="button" className="vm-link" aria-pressed={isSel} onClick={() => onSelect(r.vm)}>
-                      {vmLabel(r.vm)}
+                      {vmLabel(t, r.vm)}
                     </button>
                     {r.replay && (
                       <span className="tag tag-replay" title={t('replayTagHelp', { lag: formatDuration(r.lagS) })}>
@@ -117,19 +119,19 @@ function ComparePanelView(props: {
                   <td>
                     <SourceBadge source={r.source} t={t} />
                   </td>
-                  <td className="num">{pct(r.cpuP95)}</td>
-                  <td className="num">{pct(r.ramPeak)}</td>
+                  <td className="num">{pct(cap.cpuP95)}</td>
+                  <td className="num">{pct(cap.ramPeak)}</td>
                   <td className="num">
                     {Number.isFinite(r.procs) ? `${r.procs.toLocaleString(lang)} (${r.running.toLocaleString(lang)})` : '—'}
                   </td>
                   <td>
                     <span className={`chip badge-${cls}`} data-testid="compare-verdict">
-                      {t(`verdict_${r.verdict}`)}
+                      {t(`verdict_${cap.verdict}`)}
                     </span>
-                    {r.crossing && (
+                    {cap.crossing && (
                       <span className="small cross">
                         {' '}
-                        {t('crossShort', { r: t(`reason_${r.crossing.resource}`), in: formatDuration(r.crossing.sinceStartS) })}
+                        {t('crossShort', { r: t(`reason_${cap.crossing.resource}`), in: formatDuration(cap.crossing.sinceStartS) })}
                       </span>
                     )}
                   </td>

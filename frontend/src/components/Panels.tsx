@@ -3,7 +3,7 @@
 import type { ConnectionInfo } from '../lib/connection';
 import { memo } from 'react';
 import { formatAgo, formatClock, formatDuration, windowLabel } from '../lib/format';
-import { fmt, type Key, type Lang, type T } from '../lib/i18n';
+import { fmt, vmLabel, type Key, type Lang, type T } from '../lib/i18n';
 import { REPLAY_LAG_S } from '../lib/store';
 import { THRESHOLDS } from '../lib/verdict';
 import type { CapacityView, ChartView, ProcessView, RouteRow } from '../lib/views';
@@ -184,7 +184,7 @@ export function VmBar(props: { vm: string; source: string; lagS: number; latestT
   return (
     <>
       <section className="vmbar" aria-labelledby="h-vm" data-testid="vm-detail" data-vm={vm}>
-        <h2 id="h-vm">{t('vmDetail', { vm: vm === '' ? t('vmUnnamed') : vm })}</h2>
+        <h2 id="h-vm">{t('vmDetail', { vm: vmLabel(t, vm) })}</h2>
         <span className="muted small">{t('source')}:</span>
         <SourceBadge source={source} t={t} />
         {replay && <span className="chip tag-replay">{t('replay')}</span>}
@@ -192,7 +192,7 @@ export function VmBar(props: { vm: string; source: string; lagS: number; latestT
       {source === 'procfs' && (
         <p className="notice notice-warn" role="status" data-testid="procfs-warning">
           <span aria-hidden="true">⚠ </span>
-          {t('procfsWarning', { vm: vm === '' ? t('vmUnnamed') : vm })}
+          {t('procfsWarning', { vm: vmLabel(t, vm) })}
         </p>
       )}
       {replay && (

@@ -133,7 +133,8 @@ export function useViews(
         h.routes = Object.fromEntries(routes.map((r) => [r.route, r.total]));
         setSlow({
           procs: processView(store, vm, p.windowS),
-          capacity: hasData ? capacityView(store, vm, p.windowS) : null,
+          // the comparison already judged every VM over the same window
+          capacity: hasData ? (compare?.rows.find((r) => r.vm === vm)?.capacity ?? capacityView(store, vm, p.windowS)) : null,
           routes,
           compare,
           nowS,

@@ -1,7 +1,7 @@
 /// <reference types="vite/client" />
 import { describe, expect, it } from 'vitest';
 import indexHtml from '../../index.html?raw';
-import { DEFAULT_LANG, detectLang, DICTS, fmt, startLang, translator } from './i18n';
+import { DEFAULT_LANG, detectLang, DICTS, fmt, startLang, translator, vmLabel } from './i18n';
 
 describe('i18n', () => {
   it('prefers Spanish when the browser prefers it', () => {
@@ -36,6 +36,12 @@ describe('i18n', () => {
     expect(translator('es')('retryIn', { s: 3 })).toBe('reintento en 3 s');
     expect(translator('en')('state_live')).toBe('live');
     expect(translator('es')('state_reconnecting')).toBe('reconectando');
+  });
+
+  it('labels a VM without a name', () => {
+    expect(vmLabel(translator('en'), '')).toBe('(unnamed)');
+    expect(vmLabel(translator('es'), '')).toBe('(sin nombre)');
+    expect(vmLabel(translator('es'), 'vm-1')).toBe('vm-1');
   });
 
   it('formats numbers per language', () => {

@@ -282,6 +282,11 @@ export function translator(lang: Lang): T {
   };
 }
 
+/** vmLabel is how a VM name is shown: the name, or "(unnamed)" for a record without one. */
+export function vmLabel(t: T, vm: string): string {
+  return vm === '' ? t('vmUnnamed') : vm;
+}
+
 /** fmt formats a number for lang with fixed decimals; "—" for NaN. */
 export function fmt(lang: Lang, v: number, decimals = 1): string {
   if (!Number.isFinite(v)) return '—';

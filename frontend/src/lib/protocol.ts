@@ -39,7 +39,8 @@ export function commitTime(it: RelayItem): number {
   return Number.isNaN(t) ? parseHora(it.record.hora) : t;
 }
 
-const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+/** The alphabet of the agent's ULID-style ids (Crockford base32). */
+export const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 
 /**
  * ulidTimeMs is the millisecond time in a ULID-style id (the agent's ids: 26 Crockford

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bucketMeans, downsampleLast, gapThreshold, maxOf, meanOf, quantiles, rollingMean, secondMeans, secondMeansAt, timeGaps } from './stats';
+import { bucketMeans, downsampleLast, gapThreshold, maxOf, meanOf, quantiles, rollingMean, secondMeansAt, timeGaps } from './stats';
 
 describe('quantiles (nearest rank)', () => {
   it('computes p50 and p95 of 1..100', () => {
@@ -90,7 +90,7 @@ describe('rollingMean', () => {
   });
 });
 
-describe('secondMeans', () => {
+describe('secondMeansAt: the means', () => {
   it('turns 10 ms samples flipping 0/100 into per-second means', () => {
     const t: number[] = [];
     const v: number[] = [];
@@ -98,14 +98,14 @@ describe('secondMeans', () => {
       t.push(1000 + i * 0.01);
       v.push(i % 4 === 0 ? 100 : 0); // 25 % busy
     }
-    const m = secondMeans(t, v);
+    const m = secondMeansAt(t, v).means;
     expect(m.length).toBe(3);
     for (const x of m) expect(x).toBeCloseTo(25, 5);
     expect(quantiles(v, [0.95])[0]).toBe(100); // what the raw samples would claim
   });
 
   it('handles empty input', () => {
-    expect(secondMeans([], []).length).toBe(0);
+    expect(secondMeansAt([], []).means.length).toBe(0);
   });
 
   it('leaves out slivers of a second at the edges and around a hole', () => {
@@ -120,16 +120,16 @@ describe('secondMeans', () => {
     }
     t.push(1003.001); // one busy sample in a second that just started
     v.push(100);
-    const m = secondMeans(t, v);
+    const m = secondMeansAt(t, v).means;
     expect(m.length).toBe(3); // 1000, 1001 (52 samples: kept) and 1002
     for (const x of m) expect(x).toBeCloseTo(25, 0);
     expect(Math.max(...m)).toBeLessThan(30);
   });
 
   it('keeps every second when samples are a second or more apart', () => {
-    expect([...secondMeans([10, 11, 12, 13.5], [1, 2, 3, 4])]).toEqual([1, 2, 3, 4]);
-    expect([...secondMeans([10, 15, 20], [5, 6, 7])]).toEqual([5, 6, 7]);
-    expect([...secondMeans([10.2, 10.7, 11.1], [10, 30, 50])]).toEqual([20, 50]); // 2 vs 1 per second: kept
+    expect([...secondMeansAt([10, 11, 12, 13.5], [1, 2, 3, 4]).means]).toEqual([1, 2, 3, 4]);
+    expect([...secondMeansAt([10, 15, 20], [5, 6, 7]).means]).toEqual([5, 6, 7]);
+    expect([...secondMeansAt([10.2, 10.7, 11.1], [10, 30, 50]).means]).toEqual([20, 50]); // 2 vs 1 per second: kept
   });
 });
 

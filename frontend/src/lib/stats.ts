@@ -111,18 +111,14 @@ export function rollingMean(
 }
 
 /**
- * secondMeans averages the values per whole second of their time (sorted input).
+ * secondMeansAt averages the values per whole second of their time (sorted input), and
+ * gives the second (floor of the time) each mean belongs to.
  * A second that holds fewer than minShare × the median number of samples per second is
  * left out: at the edges of a window, and either side of a hole, a second is only a
  * sliver of itself, and the mean of a sliver of 10 ms samples that flip between 0 and
  * 100 % is noise (one sample in a just-started second would become the peak). With
  * samples a second or more apart every second holds one sample and all are kept.
  */
-export function secondMeans(times: ArrayLike<number>, values: ArrayLike<number>, minShare = 0.25): Float64Array {
-  return secondMeansAt(times, values, minShare).means;
-}
-
-/** secondMeansAt is secondMeans with the second (floor of the time) each mean belongs to. */
 export function secondMeansAt(
   times: ArrayLike<number>,
   values: ArrayLike<number>,

@@ -64,7 +64,7 @@ describe('DashboardStore ingest', () => {
     st.ingest(batch([item(T0 + 4, { vm: 'c' })]), T0 + 1000);
     expect(st.vmNames().sort()).toEqual(['a', 'c']);
     expect(st.evicted).toBe(1);
-    expect(st.vms.get('a')!.received).toBe(3);
+    expect(chartView(st, 'a', 60).points).toBe(3);
     expect(chartView(st, 'c', 60).points).toBe(1);
     expect(chartView(st, 'nope', 60).points).toBe(0);
     // the user picked c: d evicts a, although a was more active
@@ -90,7 +90,7 @@ describe('DashboardStore ingest', () => {
     }
     expect(st.vms.size).toBe(DEFAULT_LIMITS.maxVms);
     expect(st.vms.has('real')).toBe(true);
-    expect(st.vms.get('real')!.received).toBe(400);
+    expect(st.vms.get('real')!.series.length).toBe(400);
     expect(chartView(st, 'real', 900).points).toBe(400);
     expect(st.vms.has('flood-picked')).toBe(true);
     expect(st.evicted).toBe(20_001 - (DEFAULT_LIMITS.maxVms - 1));

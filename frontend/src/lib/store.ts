@@ -141,7 +141,6 @@ export interface VmState {
   source: string;
   /** commit time minus sample time of the record received last, seconds (NaN: unknown) */
   lagS: number;
-  received: number;
   /** records received, decayed with ACTIVITY_HALF_LIFE_S, as of activityAtMs (page clock) */
   activity: number;
   activityAtMs: number;
@@ -280,7 +279,6 @@ export class DashboardStore {
         latestTop: null,
         source: '',
         lagS: NaN,
-        received: 0,
         activity: 0,
         activityAtMs: nowMs,
       };
@@ -305,7 +303,6 @@ export class DashboardStore {
       return false;
     }
     this.ids.add(key, commitMs);
-    vm.received++;
     vm.activity = decayed(vm, nowMs) + 1;
     vm.activityAtMs = nowMs;
     vm.lagS = (commitMs - sampleMs) / 1000;

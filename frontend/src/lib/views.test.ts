@@ -208,20 +208,22 @@ describe('compare', () => {
     const st = threeVms();
     const cv = compareView(st, 60, T0 + 120_000, null, { 'cpu-vm': 'e2-small' });
     const row = Object.fromEntries(cv.rows.map((r) => [r.vm, r]));
-    expect(row['cpu-vm'].verdict).toBe('fail');
+    // the detail view reuses the row's judgement: it must be capacityView's own
+    for (const vm of ['cpu-vm', 'ram-vm', 'idle-vm']) expect(row[vm].capacity).toEqual(capacityView(st, vm, 60));
+    expect(row['cpu-vm'].capacity.verdict).toBe('fail');
     expect(row['cpu-vm'].machineType).toBe('e2-small');
     expect(row['cpu-vm'].source).toBe('kmod');
-    expect(row['ram-vm'].verdict).toBe('fail');
-    expect(row['ram-vm'].reasons).toEqual(['ram']);
+    expect(row['ram-vm'].capacity.verdict).toBe('fail');
+    expect(row['ram-vm'].capacity.reasons).toEqual(['ram']);
     expect(row['ram-vm'].source).toBe('procfs');
-    expect(row['idle-vm'].verdict).toBe('unstressed');
+    expect(row['idle-vm'].capacity.verdict).toBe('unstressed');
     expect(row['idle-vm'].machineType).toBe('');
     expect(row['idle-vm'].procs).toBe(233);
     expect(row['idle-vm'].replay).toBe(false);
     // over 5 minutes the CPU-bound VM is seen crossing
     const wide = compareView(st, 300, T0 + 120_000);
     const cpu = wide.rows.find((r) => r.vm === 'cpu-vm')!;
-    expect(cpu.crossing).toMatchObject({ resource: 'cpu', atS: (T0 + 61_000) / 1000, sinceStartS: 61 });
+    expect(cpu.capacity.crossing).toMatchObject({ resource: 'cpu', atS: (T0 + 61_000) / 1000, sinceStartS: 61 });
     expect(cv.t).toHaveLength(61);
     expect(cv.toT).toBe(Math.floor((T0 + 119_002) / 1000));
     expect(cv.lines.map((l) => l.vm)).toEqual(['cpu-vm', 'idle-vm', 'ram-vm']);

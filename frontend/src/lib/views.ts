@@ -147,8 +147,10 @@ export function capacityView(store: DashboardStore, vm: string, windowS: number)
 }
 
 /** A VM's line in the comparison table. */
-export interface CompareRow extends Judgement {
+export interface CompareRow {
   vm: string;
+  /** its verdict over the window, as the detail view shows it */
+  capacity: CapacityView;
   /** from the server's config; '' when unknown */
   machineType: string;
   /** where its newest sample was read: 'kmod', 'procfs' or '' */
@@ -207,10 +209,9 @@ export function compareView(
 
   const rows: CompareRow[] = names.map((vm) => {
     const st = store.vms.get(vm)!;
-    const cap = capacityView(store, vm, windowS);
     return {
-      ...cap,
       vm,
+      capacity: capacityView(store, vm, windowS),
       machineType: machineTypes[vm] ?? '',
       source: st.source,
       lagS: st.lagS,
