@@ -16,9 +16,12 @@ import (
 // Every message has the attribute kind. A record message carries the record JSON
 // exactly as stored in MySQL as its data, and the attributes route, id, vm,
 // commit_ms, stored_at (RFC 3339 with nanoseconds) and batch (the commit's id, a
-// decimal int64). A heartbeat has no data and the attributes route, instance and
-// sent_at; each route instance sends one every few seconds so that a relay can
-// tell a quiet topic from a stalled subscription.
+// decimal int64). A heartbeat has no data and the attributes route, instance,
+// sent_at, seq (1, 2, 3… per instance, one per heartbeat attempted, published or
+// not) and every_ms (the instance's pace); each route instance sends one every
+// few seconds so that a relay can tell a quiet topic from a stalled
+// subscription, from the first heartbeat it sees and even when only some of
+// them go missing. seq and every_ms are optional (earlier releases sent neither).
 const (
 	KindRecord    = "record"
 	KindHeartbeat = "heartbeat"
@@ -32,6 +35,8 @@ const (
 	AttrBatch    = "batch"     // the commit's id
 	AttrInstance = "instance"  // the route instance that sent a heartbeat
 	AttrSentAt   = "sent_at"   // when a heartbeat was sent
+	AttrSeq      = "seq"       // a heartbeat's number in its instance's sequence, from 1
+	AttrEveryMS  = "every_ms"  // the pace of an instance's heartbeats, milliseconds
 )
 
 // Message is a decoded message of either kind.
@@ -44,7 +49,9 @@ type Message struct {
 	StoredAt time.Time // records: the rows' stored_at; heartbeats: when sent
 	CommitMS float64
 	Batch    int64
-	Record   []byte // records: the record JSON
+	Record   []byte        // records: the record JSON
+	Seq      uint64        // heartbeats: the number in the instance's sequence (0: unknown)
+	Every    time.Duration // heartbeats: the instance's pace (0: unknown)
 }
 
 // Batch describes one commit of records: its id, the stored_at of its rows, and how
@@ -66,11 +73,14 @@ func RecordMessage(route string, b Batch, id, vm string, data []byte) *gps.Messa
 	}}
 }
 
-// HeartbeatMessage encodes a heartbeat of a route instance.
-func HeartbeatMessage(route, instance string, at time.Time) *gps.Message {
+// HeartbeatMessage encodes heartbeat number seq of a route instance that sends
+// one every interval.
+func HeartbeatMessage(route, instance string, at time.Time, seq uint64, every time.Duration) *gps.Message {
 	return &gps.Message{Attributes: map[string]string{
 		AttrKind: KindHeartbeat, AttrRoute: route, AttrInstance: instance,
-		AttrSentAt: at.UTC().Format(time.RFC3339Nano),
+		AttrSentAt:  at.UTC().Format(time.RFC3339Nano),
+		AttrSeq:     strconv.FormatUint(seq, 10),
+		AttrEveryMS: strconv.FormatInt(every.Milliseconds(), 10),
 	}}
 }
 
@@ -87,6 +97,18 @@ func Decode(data []byte, attrs map[string]string) (Message, error) {
 			return Message{}, fmt.Errorf("pubsub: heartbeat %s: %w", AttrSentAt, err)
 		}
 		m.StoredAt = t
+		if v, ok := attrs[AttrSeq]; ok {
+			if m.Seq, err = strconv.ParseUint(v, 10, 64); err != nil {
+				return Message{}, fmt.Errorf("pubsub: heartbeat %s: %w", AttrSeq, err)
+			}
+		}
+		if v, ok := attrs[AttrEveryMS]; ok {
+			ms, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || ms < 0 {
+				return Message{}, fmt.Errorf("pubsub: heartbeat %s: %q is not a count of milliseconds", AttrEveryMS, v)
+			}
+			m.Every = time.Duration(ms) * time.Millisecond
+		}
 		return m, nil
 	case "", KindRecord:
 		m.Kind = KindRecord

@@ -27,6 +27,7 @@ type Publisher struct {
 	p        *gps.Publisher
 	route    string
 	instance string
+	beats    atomic.Uint64 // heartbeats attempted: the next one's seq - 1
 	log      *slog.Logger
 	wg       sync.WaitGroup
 
@@ -145,7 +146,7 @@ func (p *Publisher) Heartbeats(ctx context.Context, every time.Duration) {
 		if stopped {
 			return
 		}
-		r := p.p.Publish(ctx, HeartbeatMessage(p.route, p.instance, time.Now()))
+		r := p.p.Publish(ctx, HeartbeatMessage(p.route, p.instance, time.Now(), p.beats.Add(1), every))
 		gctx, cancel := context.WithTimeout(ctx, every)
 		_, err := r.Get(gctx)
 		cancel()

@@ -117,10 +117,16 @@ func TestMessageRoundTrip(t *testing.T) {
 		!got.StoredAt.Equal(at) || got.CommitMS != want.CommitMS || got.Batch != want.Batch || string(got.Record) != string(want.Record) {
 		t.Fatalf("decoded %+v, want %+v", got, want)
 	}
-	h := HeartbeatMessage("route1", "route1@pod-a", at)
+	h := HeartbeatMessage("route1", "route1@pod-a", at, 42, 5*time.Second)
 	got, err = Decode(h.Data, h.Attributes)
-	if err != nil || got.Kind != KindHeartbeat || got.Instance != "route1@pod-a" || got.Route != "route1" || !got.StoredAt.Equal(at) {
+	if err != nil || got.Kind != KindHeartbeat || got.Instance != "route1@pod-a" || got.Route != "route1" || !got.StoredAt.Equal(at) ||
+		got.Seq != 42 || got.Every != 5*time.Second {
 		t.Fatalf("heartbeat %+v %v", got, err)
+	}
+	delete(h.Attributes, AttrSeq)
+	delete(h.Attributes, AttrEveryMS)
+	if got, err = Decode(nil, h.Attributes); err != nil || got.Seq != 0 || got.Every != 0 {
+		t.Fatalf("heartbeat of the earlier format (no seq, no every_ms): %+v %v", got, err)
 	}
 	old, err := Decode([]byte(`{"id":"x-9"}`), map[string]string{AttrRoute: "route1", AttrCommitMS: "1.250"})
 	if err != nil || old.Kind != KindRecord || old.ID != "x-9" || old.CommitMS != 1.25 {
@@ -133,6 +139,8 @@ func TestMessageRoundTrip(t *testing.T) {
 		{"not json", nil},
 		{`[1]`, nil},
 		{`{"id":"a"}`, map[string]string{AttrKind: "gossip"}},
+		{"", map[string]string{AttrKind: KindHeartbeat, AttrSentAt: "2026-12-01T10:00:00Z", AttrSeq: "-1"}},
+		{"", map[string]string{AttrKind: KindHeartbeat, AttrSentAt: "2026-12-01T10:00:00Z", AttrEveryMS: "5s"}},
 		{`{"id":"a"}`, map[string]string{AttrStoredAt: "yesterday"}},
 		{`{"id":"a"}`, map[string]string{AttrBatch: "x"}},
 		{"", map[string]string{AttrKind: KindHeartbeat}},

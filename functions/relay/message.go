@@ -32,7 +32,7 @@ func (s *Service) handle(d pubsub.Delivery) {
 	switch m.Kind {
 	case pubsub.KindHeartbeat:
 		s.m.heartbeats.Inc()
-		fresh = s.heartbeat(m.Instance, m.StoredAt, now)
+		fresh = s.heartbeat(m, now)
 	case pubsub.KindRecord:
 		fresh = s.hub.AddMessage(m)
 	}
@@ -54,46 +54,63 @@ func storeMax(v *atomic.Int64, n int64) {
 // heartbeat tracks each route instance's heartbeats. The age of the last
 // message misses a partial stall: after a connection reset the Java emulator
 // keeps handing part of the subscription's messages to a stream nobody reads,
-// so some heartbeats still arrive while records vanish. Heartbeats come at a
-// steady pace, so a gap of more than two and a half intervals between two that
-// arrived means messages went missing (or the route could not publish, as in a
-// Pub/Sub outage): either way the receive loop restarts on a fresh subscription
-// sought back to before the gap, which replays what was missed.
+// so some heartbeats still arrive while records vanish. Each heartbeat carries
+// its number in the instance's sequence and the instance's pace, so a relay
+// notices from the first heartbeat it sees: a number skipped, or a gap of more
+// than two and a half intervals between two that arrived, means messages went
+// missing (or the route could not publish, as in a Pub/Sub outage). Either way
+// the receive loop restarts on a fresh subscription sought back to before the
+// gap, which replays what was missed; a needless restart costs a replay the hub
+// de-duplicates. Heartbeats of earlier releases carry neither: their pace is
+// learnt as the shortest interval seen.
 //
 // It reports whether the heartbeat is new (not a redelivery).
-func (s *Service) heartbeat(instance string, sent, now time.Time) bool {
-	if instance == "" || sent.IsZero() {
+func (s *Service) heartbeat(m pubsub.Message, now time.Time) bool {
+	if m.Instance == "" || m.StoredAt.IsZero() {
 		return true
 	}
+	sent := m.StoredAt
 	s.hbMu.Lock()
 	defer s.hbMu.Unlock()
-	st := s.hb[instance]
+	st := s.hb[m.Instance]
 	if st == nil {
 		if len(s.hb) >= maxInstances {
 			s.forgetInstancesLocked(now)
 		}
-		s.hb[instance] = &hbState{last: sent, seen: now}
-		return true
+		st = &hbState{}
+		s.hb[m.Instance] = st
+	} else {
+		if !sent.After(st.last) { // a redelivery, or out of order
+			return false
+		}
+		gap := sent.Sub(st.last)
+		reason := ""
+		switch {
+		case m.Seq > 0 && st.seq > 0 && m.Seq > st.seq+1:
+			reason = fmt.Sprintf("heartbeats %d to %d of %s missing", st.seq+1, m.Seq-1, m.Instance)
+		case st.every > 0 && gap > st.every*5/2:
+			reason = fmt.Sprintf("heartbeats of %s missing for %v", m.Instance, gap.Round(time.Second))
+		}
+		if reason != "" {
+			s.m.heartbeatGaps.Inc()
+			s.requestRestart(reason, st.last.Add(-restartOverlap))
+		}
+		if m.Every == 0 && (st.every == 0 || gap < st.every) {
+			st.every = max(gap, s.cfg.heartbeatFloor)
+		}
 	}
-	if !sent.After(st.last) { // a redelivery, or out of order
-		return false
+	if m.Every > 0 {
+		st.every = max(m.Every, s.cfg.heartbeatFloor)
 	}
-	gap := sent.Sub(st.last)
-	if st.every > 0 && gap > st.every*5/2 {
-		s.m.heartbeatGaps.Inc()
-		s.requestRestart(fmt.Sprintf("heartbeats of %s missing for %v", instance, gap.Round(time.Second)), st.last.Add(-restartOverlap))
-	}
-	if st.every == 0 || gap < st.every {
-		st.every = max(gap, s.cfg.heartbeatFloor)
-	}
-	st.last, st.seen = sent, now
+	st.last, st.seen, st.seq = sent, now, m.Seq
 	return true
 }
 
 // hbState is what the relay knows of one route instance's heartbeats.
 type hbState struct {
 	last  time.Time     // sent_at of the latest heartbeat
-	every time.Duration // the shortest interval seen: the instance's pace
+	seq   uint64        // its number in the instance's sequence (0: not numbered)
+	every time.Duration // the instance's pace: as announced, or the shortest interval seen
 	seen  time.Time     // when the latest arrived
 }
 

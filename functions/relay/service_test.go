@@ -435,38 +435,66 @@ func TestHandlerServesOnlyItsPaths(t *testing.T) {
 	conn.Close()
 }
 
-// TestHeartbeatGapRequestsRestart: an instance's pace is learnt from its
-// heartbeats; a gap of more than two and a half intervals asks for a restart
-// sought back to before the gap; redeliveries and new instances do not.
+// TestHeartbeatGapRequestsRestart: a gap of more than two and a half of an
+// instance's intervals, or a skipped number in its sequence, asks for a restart
+// sought back to before the gap; redeliveries and new instances do not. The
+// pace is the one the heartbeats announce, so a gap right after the first
+// heartbeat counts (the relay cannot learn a pace from one heartbeat); heartbeats
+// of earlier releases (no seq, no every_ms) have theirs learnt.
 func TestHeartbeatGapRequestsRestart(t *testing.T) {
 	s := &Service{cfg: Config{heartbeatFloor: time.Second}, hb: map[string]*hbState{}, reqc: make(chan struct{}, 1), m: &serviceMetrics{
 		heartbeatGaps: prometheus.NewCounter(prometheus.CounterOpts{Name: "gaps"})}}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	now := t0
-	beat := func(inst string, sent time.Time) *restartRequest {
+	beat := func(inst string, sent time.Time, seq uint64, every time.Duration) *restartRequest {
 		now = now.Add(time.Second)
-		s.heartbeat(inst, sent, now)
+		s.heartbeat(pubsub.Message{Kind: pubsub.KindHeartbeat, Instance: inst, StoredAt: sent, Seq: seq, Every: every}, now)
 		s.reqMu.Lock()
 		defer s.reqMu.Unlock()
 		r := s.req
 		s.req = nil
 		return r
 	}
+	gaps := 0
+	wantRestart := func(what string, r *restartRequest, from time.Time) {
+		t.Helper()
+		gaps++
+		if r == nil || !r.from.Equal(from.Add(-restartOverlap)) {
+			t.Fatalf("%s: restart %+v, want one from %v before the heartbeat at %v", what, r, restartOverlap, from.Sub(t0))
+		}
+	}
+
+	// Earlier releases: the pace is learnt as the shortest interval seen.
 	for i, sent := range []time.Time{t0, t0.Add(5 * time.Second), t0.Add(10 * time.Second), t0.Add(7 * time.Second), t0.Add(22 * time.Second)} {
-		if r := beat("r1", sent); r != nil {
+		if r := beat("old", sent, 0, 0); r != nil {
 			t.Fatalf("heartbeat %d (%v): restart %+v", i, sent.Sub(t0), r)
 		}
 	}
 	// 22 s after 10 s is 12 s: within 2.5 × 5 s. 36 s is 14 s after 22 s: a gap.
-	r := beat("r1", t0.Add(36*time.Second))
-	if r == nil || !r.from.Equal(t0.Add(22*time.Second).Add(-restartOverlap)) {
-		t.Fatalf("gap: restart %+v, want one from 30 s before the heartbeat at 22 s", r)
-	}
-	if r := beat("r2", t0.Add(100*time.Second)); r != nil {
+	wantRestart("learnt pace", beat("old", t0.Add(36*time.Second), 0, 0), t0.Add(22*time.Second))
+	if r := beat("r2", t0.Add(100*time.Second), 0, 0); r != nil {
 		t.Fatalf("a new instance: %+v", r)
 	}
-	if testutil.ToFloat64(s.m.heartbeatGaps) != 1 {
-		t.Fatalf("gaps %v", testutil.ToFloat64(s.m.heartbeatGaps))
+
+	// Announced pace: a gap right after the first heartbeat is noticed.
+	wantRestart("a gap after the first heartbeat", func() *restartRequest {
+		beat("new", t0, 1, 5*time.Second)
+		return beat("new", t0.Add(20*time.Second), 2, 5*time.Second)
+	}(), t0)
+	// A skipped number is noticed though the interval looks normal (one
+	// heartbeat went to a stream nobody reads).
+	if r := beat("new", t0.Add(25*time.Second), 3, 5*time.Second); r != nil {
+		t.Fatalf("the next heartbeat in sequence: %+v", r)
+	}
+	wantRestart("a skipped number", beat("new", t0.Add(35*time.Second), 5, 5*time.Second), t0.Add(25*time.Second))
+	if r := beat("new", t0.Add(30*time.Second), 4, 5*time.Second); r != nil {
+		t.Fatalf("the skipped heartbeat arriving late: %+v", r)
+	}
+	if r := beat("new", t0.Add(40*time.Second), 6, 5*time.Second); r != nil {
+		t.Fatalf("back in sequence: %+v", r)
+	}
+	if got := testutil.ToFloat64(s.m.heartbeatGaps); got != float64(gaps) {
+		t.Fatalf("gaps counted %v, want %d", got, gaps)
 	}
 }
 
