@@ -22,6 +22,7 @@ help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 up: build web ## run the whole pipeline here; dashboard at http://localhost:8080/ (Ctrl-C stops)
+	@bash scripts/deps.sh up
 	$(BIN)/vmpulse-up $(UP_FLAGS)
 
 build: ## build every Go command into bin/
@@ -71,7 +72,7 @@ test-web: frontend/node_modules ## dashboard unit tests and the browser test in 
 bench: services ## route1 vs route2 vs the HTTP and raw-INSERT ceilings, 1/16/256 clients; DB_RTT=2ms adds a latency proxy before MariaDB
 	DB_RTT=$(DB_RTT) DB_CONNS=$(DB_CONNS) $(GO) test -run '^$$' -bench . -benchtime $(or $(BENCHTIME),3s) -count 1 -timeout 30m ./functions/ingest/
 
-bench-e2e: services ## POST→websocket latency of the whole local stack (embedded and emulator, phase-2 rate and full speed), then the embedded broker vs the emulator and pstest
+bench-e2e: services ## POST→websocket latency of the whole local stack (make up's default, its in-memory fallback, MariaDB + emulator; phase-2 rate and full speed), then the embedded broker vs the emulator and pstest
 	VMPULSE_BENCH_SECONDS=$(or $(BENCH_SECONDS),20) $(GO) test -run '^$$' -bench BenchmarkEndToEnd -benchtime 1x -timeout 30m ./local/
 	$(GO) test -run '^$$' -bench . -timeout 30m ./local/broker/
 

@@ -15,9 +15,9 @@ func deps(t *testing.T, pkg string) []string {
 	return strings.Fields(string(out))
 }
 
-// TestProductionBinariesCarryNoStandIns: the embedded MySQL-compatible server and
-// the embedded Pub/Sub broker are for the local stack only; the binaries that run
-// in Google Cloud must not link them.
+// TestProductionBinariesCarryNoStandIns: the embedded MySQL-compatible server,
+// the private MariaDB runner and the embedded Pub/Sub broker are for the local
+// stack (and tests) only; the binaries that run in Google Cloud must not link them.
 func TestProductionBinariesCarryNoStandIns(t *testing.T) {
 	for _, pkg := range []string{
 		"../functions/cmd/vmpulse-route", "../functions/cmd/vmpulse-relay",
@@ -25,7 +25,8 @@ func TestProductionBinariesCarryNoStandIns(t *testing.T) {
 	} {
 		for _, dep := range deps(t, pkg) {
 			if strings.HasPrefix(dep, "github.com/dolthub/") || strings.HasSuffix(dep, "/pstest") ||
-				dep == "github.com/vmpulse/vmpulse/local" || dep == "github.com/vmpulse/vmpulse/local/broker" {
+				dep == "github.com/vmpulse/vmpulse/local" || dep == "github.com/vmpulse/vmpulse/local/broker" ||
+				dep == "github.com/vmpulse/vmpulse/internal/mariadbd" {
 				t.Errorf("%s links %s", pkg, dep)
 			}
 		}

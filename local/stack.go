@@ -2,9 +2,11 @@
 // a Google Cloud account: the agent sampling this machine, a feeder sending its
 // samples through a 50/50 split (standing in for the GKE Gateway) to both ingest
 // routes, MySQL, Pub/Sub, and the relay serving the dashboard. When MYSQL_DSN or
-// PUBSUB_EMULATOR_HOST are not given, embedded stand-ins are used: an in-memory
-// MySQL-compatible server and an in-process Pub/Sub broker (local/broker). The routes and
-// the relay run the same code as in production.
+// PUBSUB_EMULATOR_HOST are not given, the stack brings its own: a private MariaDB
+// server on a throwaway data directory when MariaDB is installed (else an
+// in-memory MySQL-compatible server, correct but slow beyond a few hundred
+// records/s) and an in-process Pub/Sub broker (local/broker). The routes and the
+// relay run the same code as in production.
 package local
 
 import (
@@ -34,11 +36,17 @@ import (
 // Config says what to run where. Addresses may use port 0 (tests).
 type Config struct {
 	SplitAddr, Route1Addr, Route2Addr, AgentAddr, RelayAddr string
-	// PubsubAddr and MySQLAddr are where the embedded stand-ins listen.
+	// PubsubAddr and MySQLAddr are where the stack's own Pub/Sub and MySQL listen.
 	PubsubAddr, MySQLAddr string
-	// MySQLDSN and PubsubEmulator select real services instead of the stand-ins.
+	// MySQLDSN and PubsubEmulator select services run by somebody else instead.
 	MySQLDSN, PubsubEmulator string
-	Project, Topic, DBName   string
+	// Database is the stack's own MySQL when MySQLDSN is empty: DatabaseMariaDB,
+	// DatabaseEmbedded, or DatabaseAuto ("", the default: MariaDB when installed).
+	Database string
+	// MariaDBCache is where the MariaDB template data directory is kept between
+	// runs ("": mariadbd.CacheRoot()).
+	MariaDBCache           string
+	Project, Topic, DBName string
 
 	VM            string
 	AgentInterval time.Duration
@@ -66,6 +74,13 @@ type Config struct {
 	Log *slog.Logger
 }
 
+// The stack's own database (Config.Database).
+const (
+	DatabaseAuto     = "auto"
+	DatabaseMariaDB  = "mariadb"
+	DatabaseEmbedded = "embedded"
+)
+
 // Addrs are the addresses the stack listens on.
 type Addrs struct {
 	Split, Route1, Route2, Agent, Relay, Pubsub, MySQL string
@@ -73,6 +88,9 @@ type Addrs struct {
 	// vm names, in the same order.
 	Agents, VMs []string
 	MySQLDSN    string
+	// Database says which MySQL the stack uses: "mariadb", "embedded" or
+	// "external" (MySQLDSN).
+	Database string
 }
 
 // Stack is a running local pipeline.
@@ -118,21 +136,13 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 	}()
 	log := cfg.Log
 
-	// MySQL: the configured server or the embedded one.
+	// MySQL: the configured server, else a private MariaDB, else the embedded one.
 	dsn := cfg.MySQLDSN
+	s.Addrs.Database = "external"
 	if dsn == "" {
-		ln, err := listen("embedded MySQL", cfg.MySQLAddr, "-mysql-addr")
-		if err != nil {
+		if dsn, err = s.startDatabase(ctx, cfg); err != nil {
 			return s, err
 		}
-		db, err := startMySQL(ln, cfg.DBName)
-		if err != nil {
-			ln.Close()
-			return s, err
-		}
-		s.infra = append(s.infra, db.Close)
-		s.Addrs.MySQL = db.addr
-		dsn = db.DSN(cfg.DBName)
 	}
 	s.Addrs.MySQLDSN = dsn
 
@@ -204,10 +214,10 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 	// The embedded server's in-memory tables are not safe under concurrent
 	// transactions (a commit can overwrite another session's rows), so with it
 	// both routes share one store with a single connection: every write runs
-	// alone. A real MySQL gets one pool per route, as two Deployments would have.
+	// alone. MariaDB gets one pool per route, as two Deployments would have.
 	var shared *mysql.Store
 	dbTimeout := time.Duration(0) // the routes' default
-	if cfg.MySQLDSN == "" {
+	if s.Addrs.Database == DatabaseEmbedded {
 		// Every write waits its turn for the one connection: allow for the queue.
 		dbTimeout = 25 * time.Second
 		shared, err = mysql.Open(ctx, mysql.Config{DSN: dsn, Database: cfg.DBName, Wait: 10 * time.Second, MaxOpenConns: 1}, log)

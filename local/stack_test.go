@@ -3,12 +3,14 @@ package local
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/vmpulse/vmpulse/functions/mysql"
+	"github.com/vmpulse/vmpulse/internal/mariadbd"
 	"github.com/vmpulse/vmpulse/internal/testenv"
 	"github.com/vmpulse/vmpulse/loadtest/driver"
 	"github.com/vmpulse/vmpulse/record"
@@ -43,11 +46,20 @@ func testLog() *slog.Logger {
 
 // TestEndToEnd sends 2 000 records through the split and checks: 2 000 rows, a
 // split consistent with 50/50, and a dashboard client that receives every one —
-// once with the embedded stand-ins (what `make up` runs) and once against real
-// MariaDB and the Pub/Sub emulator.
+// with what `make up` runs by default (a private MariaDB and the embedded
+// broker), with the in-memory MySQL stand-in it falls back to without MariaDB,
+// and against the shared MariaDB and the Pub/Sub emulator.
 func TestEndToEnd(t *testing.T) {
-	t.Run("embedded", func(t *testing.T) {
+	t.Run("make-up-default", func(t *testing.T) {
+		if _, err := mariadbd.Find(); err != nil {
+			testenv.Missing(t, "MariaDB", err.Error())
+		}
 		endToEnd(t, baseConfig(t))
+	})
+	t.Run("embedded", func(t *testing.T) {
+		cfg := baseConfig(t)
+		cfg.Database = DatabaseEmbedded
+		endToEnd(t, cfg)
 	})
 	t.Run("mariadb+emulator", func(t *testing.T) {
 		cfg := baseConfig(t)
@@ -65,6 +77,13 @@ func endToEnd(t *testing.T, cfg Config) {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	want := map[string]string{"": DatabaseMariaDB, DatabaseEmbedded: DatabaseEmbedded}[cfg.Database]
+	if cfg.MySQLDSN != "" {
+		want = "external"
+	}
+	if st.Addrs.Database != want {
+		t.Fatalf("the stack runs database %q, want %q", st.Addrs.Database, want)
+	}
 
 	ws, _, err := websocket.DefaultDialer.Dial("ws://"+st.Addrs.Relay+"/ws", nil)
 	if err != nil {
@@ -320,5 +339,44 @@ func TestEnsureToken(t *testing.T) {
 	os.WriteFile(path, []byte("# empty\n"), 0o600)
 	if _, _, err := EnsureToken(path); err == nil {
 		t.Fatal("a file without a token was accepted")
+	}
+}
+
+// TestOwnMariaDBGoesWithTheStack: the private MariaDB answers at the address
+// the stack reports, and stopping the stack stops it and deletes its data; an
+// unknown -database value is refused naming the flag.
+func TestOwnMariaDBGoesWithTheStack(t *testing.T) {
+	if _, err := mariadbd.Find(); err != nil {
+		testenv.Missing(t, "MariaDB", err.Error())
+	}
+	cfg := baseConfig(t)
+	cfg.Relay = false
+	cfg.Database = DatabaseMariaDB
+	st, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("mysql", mariadbd.DSN(st.Addrs.MySQL, cfg.DBName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var version, datadir string
+	if err := db.QueryRow("SELECT VERSION(), @@datadir").Scan(&version, &datadir); err != nil || !strings.Contains(version, "MariaDB") {
+		t.Fatalf("the stack's MySQL at %s: version %q: %v", st.Addrs.MySQL, version, err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Ping(); err == nil {
+		t.Fatal("MariaDB still answers after the stack stopped")
+	}
+	if _, err := os.Stat(datadir); !os.IsNotExist(err) {
+		t.Fatalf("its data directory %s is still there: %v", datadir, err)
+	}
+
+	cfg.Database = "postgres"
+	if _, err := Start(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "-database") {
+		t.Fatalf("-database postgres: %v", err)
 	}
 }

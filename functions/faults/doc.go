@@ -27,8 +27,9 @@
 //
 // The pieces:
 //
-//   - mariadb.go: private mariadbd instances from a template data directory
-//     (mariadb-install-db once per run), started, killed (-9) and restarted.
+//   - private mariadbd instances come from internal/mariadbd (a template data
+//     directory cached between runs, copied per instance), started, killed (-9)
+//     and restarted.
 //   - proxy.go: Toxiproxy in-process for latency, a blackhole that stalls both
 //     directions like a network partition (TCP holds the bytes; nothing is
 //     dropped), and "down" (connections reset, new ones refused).

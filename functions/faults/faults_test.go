@@ -5,9 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/vmpulse/vmpulse/internal/mariadbd"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -44,10 +44,10 @@ func TestMain(m *testing.M) {
 type suite struct {
 	bins     *Binaries
 	emulator string
-	tpl      *Template
+	tpl      *mariadbd.Template
 
 	groupOnce sync.Once
-	group     *MariaDB // one server for the scenarios that do not kill theirs
+	group     *mariadbd.Server // one server for the scenarios that do not kill theirs
 	groupErr  error
 }
 
@@ -59,10 +59,8 @@ var (
 
 func getSuite(t *testing.T) *suite {
 	t.Helper()
-	for _, bin := range []string{mariadbd, mariadbInstall} {
-		if _, err := exec.LookPath(bin); err != nil {
-			testenv.Missing(t, bin, "install MariaDB 10.11 (`make deps`)")
-		}
+	if _, err := mariadbd.Find(); err != nil {
+		testenv.Missing(t, "MariaDB", err.Error())
 	}
 	emulator := testenv.PubsubEmulator(t)
 	suiteOnce.Do(func() {
@@ -72,10 +70,10 @@ func getSuite(t *testing.T) *suite {
 			return
 		}
 		t.Logf("built the route and relay in %v", time.Since(start).Round(time.Millisecond))
-		if s.tpl, suiteErr = MariaDBTemplate(workDir); suiteErr != nil {
+		if s.tpl, suiteErr = mariadbd.CachedTemplate(mariadbd.CacheRoot()); suiteErr != nil {
 			return
 		}
-		t.Logf("mariadb-install-db (template data directory) took %v", s.tpl.Elapsed.Round(time.Millisecond))
+		t.Logf("MariaDB template data directory %s (installing it took %v; 0: reused)", s.tpl.Dir, s.tpl.Elapsed.Round(time.Millisecond))
 		theSuite = s
 	})
 	if suiteErr != nil {
@@ -86,9 +84,9 @@ func getSuite(t *testing.T) *suite {
 
 // groupDB is the MariaDB shared by the scenarios whose fault does not kill it
 // (each uses a database of its own on it).
-func (s *suite) groupDB(t *testing.T) *MariaDB {
+func (s *suite) groupDB(t *testing.T) *mariadbd.Server {
 	s.groupOnce.Do(func() {
-		s.group, s.groupErr = NewMariaDB(context.Background(), s.tpl, filepath.Join(workDir, "mariadb-group"), "group")
+		s.group, s.groupErr = mariadbd.New(context.Background(), s.tpl, filepath.Join(workDir, "mariadb-group"), "group", 0)
 		if s.groupErr == nil {
 			t.Logf("fresh MariaDB instance up in %v", s.group.Started.Round(time.Millisecond))
 		}
@@ -111,7 +109,7 @@ type scenario struct {
 type run struct {
 	suite    *suite
 	st       *Stack
-	db       *MariaDB
+	db       *mariadbd.Server
 	ld       *Load
 	acked    []string // ids acknowledged; nil: taken from ld
 	faultEnd time.Time
@@ -258,11 +256,11 @@ func runScenario(t *testing.T, su *suite, sc scenario) {
 	dir := filepath.Join(workDir, sc.name)
 	x := &run{suite: su}
 	if sc.ownDB != nil {
-		db, err := NewMariaDB(context.Background(), su.tpl, filepath.Join(dir, "mariadb"), sc.name, sc.ownDB...)
+		db, err := mariadbd.New(context.Background(), su.tpl, filepath.Join(dir, "mariadb"), sc.name, 0, sc.ownDB...)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(db.Close)
+		t.Cleanup(db.Kill9)
 		t.Logf("own MariaDB up in %v", db.Started.Round(time.Millisecond))
 		x.db = db
 	} else {
@@ -544,7 +542,7 @@ type filler struct {
 	db *sql.DB
 }
 
-func newFiller(t *testing.T, m *MariaDB) *filler {
+func newFiller(t *testing.T, m *mariadbd.Server) *filler {
 	db, err := sql.Open("mysql", m.DSN(""))
 	if err != nil {
 		t.Fatal(err)

@@ -282,3 +282,11 @@ func childEnv(dir string) []string {
 
 // logPath is where a process of a scenario logs.
 func logPath(dir, name string) string { return filepath.Join(dir, name+".log") }
+
+// tail is the last n bytes of b.
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}

@@ -3,6 +3,7 @@ package faults
 import (
 	"context"
 	"fmt"
+	"github.com/vmpulse/vmpulse/internal/mariadbd"
 	"os"
 	"path/filepath"
 	"testing"
@@ -26,11 +27,11 @@ func TestSoak(t *testing.T) {
 		every = v
 	}
 	su := getSuite(t)
-	db, err := NewMariaDB(context.Background(), su.tpl, filepath.Join(workDir, "soak", "mariadb"), "soak")
+	db, err := mariadbd.New(context.Background(), su.tpl, filepath.Join(workDir, "soak", "mariadb"), "soak", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(db.Close)
+	t.Cleanup(db.Kill9)
 	st, err := NewStack(context.Background(), StackConfig{
 		Name: "soak", Dir: filepath.Join(workDir, "soak"), Bins: su.bins, DB: db, Emulator: su.emulator,
 	})

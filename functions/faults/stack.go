@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/vmpulse/vmpulse/internal/mariadbd"
 	"log/slog"
 	"net"
 	"net/http"
@@ -39,8 +40,8 @@ type StackConfig struct {
 	Name     string // scenario name, used in topic and database names
 	Dir      string // logs and token
 	Bins     *Binaries
-	DB       *MariaDB // the server; the stack uses its own database on it
-	Emulator string   // host:port of the Pub/Sub emulator
+	DB       *mariadbd.Server // the server; the stack uses its own database on it
+	Emulator string           // host:port of the Pub/Sub emulator
 	// RouteArgs are extra flags for both routes (e.g. -batch-max).
 	RouteArgs []string
 }
@@ -101,7 +102,7 @@ func NewStack(ctx context.Context, cfg StackConfig) (s *Stack, err error) {
 	if s.PubsubProxy, err = NewProxy(cfg.Name+"-pubsub", cfg.Emulator); err != nil {
 		return s, err
 	}
-	if s.Check, err = sql.Open("mysql", DSNFor(cfg.DB.Addr(), s.DBName)); err != nil {
+	if s.Check, err = sql.Open("mysql", mariadbd.DSN(cfg.DB.Addr(), s.DBName)); err != nil {
 		return s, err
 	}
 	s.Check.SetMaxOpenConns(4)
@@ -172,7 +173,7 @@ func (p *Process) addr() string {
 
 // loopbackAddr returns a free 127.0.0.1:port to listen on.
 func loopbackAddr() (string, error) {
-	port, err := FreePort()
+	port, err := mariadbd.FreePort()
 	if err != nil {
 		return "", err
 	}
@@ -188,7 +189,7 @@ func (s *Stack) newRoute(name string) (*Process, error) {
 	args := []string{
 		"-strategy", name,
 		"-addr", addr,
-		"-mysql-dsn", DSNFor(s.MySQLProxy.Addr(), s.DBName),
+		"-mysql-dsn", mariadbd.DSN(s.MySQLProxy.Addr(), s.DBName),
 		"-project", Project,
 		"-topic", s.Topic,
 		"-pubsub-emulator", s.PubsubProxy.Addr(),

@@ -1,9 +1,10 @@
 // Command vmpulse-up runs the whole vmpulse pipeline on this machine: the agent
 // sampling it, a feeder sending every sample through a 50/50 split to both ingest
 // routes, MySQL, Pub/Sub, and the relay serving the live dashboard at
-// http://localhost:8080/. With no MYSQL_DSN or PUBSUB_EMULATOR_HOST it uses
-// embedded stand-ins (an in-memory MySQL-compatible server and the official
-// in-process Pub/Sub fake). Ctrl-C stops it cleanly.
+// http://localhost:8080/. With no MYSQL_DSN it starts a private MariaDB server on
+// a throwaway data directory (or, without MariaDB installed, an in-memory
+// MySQL-compatible server); with no PUBSUB_EMULATOR_HOST it runs an in-process
+// broker speaking the Pub/Sub API. Ctrl-C stops it cleanly.
 package main
 
 import (
@@ -12,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -39,17 +41,18 @@ func run(args []string, log *slog.Logger) error {
 	host, _ := os.Hostname()
 	var c local.Config
 	var tokenFile string
-	fs := flagenv.New("vmpulse-up", "vmpulse-up runs the whole vmpulse pipeline on this machine, with embedded stand-ins for MySQL and Pub/Sub unless real ones are configured.")
+	fs := flagenv.New("vmpulse-up", "vmpulse-up runs the whole vmpulse pipeline on this machine, with its own MySQL (a private MariaDB when installed) and Pub/Sub unless others are configured.")
 	fs.String(&c.SplitAddr, "split-addr", "", "127.0.0.1:8000", "the 50/50 split (stand-in for the Gateway): POST /ingest")
 	fs.String(&c.Route1Addr, "route1-addr", "", "127.0.0.1:8001", "route1 (one transaction per request)")
 	fs.String(&c.Route2Addr, "route2-addr", "", "127.0.0.1:8002", "route2 (group commit)")
 	fs.String(&c.AgentAddr, "agent-addr", "", "127.0.0.1:8090", "the agent: GET /sample (with -agents N, the next ports too)")
 	fs.Int(&c.Agents, "agents", "AGENTS", 1, "named agents to run, each reading this machine as <vm>-1, <vm>-2, …: a side-by-side comparison without a cloud")
 	fs.String(&c.RelayAddr, "relay-addr", "", "127.0.0.1:8080", "the relay and the dashboard")
-	fs.String(&c.PubsubAddr, "pubsub-addr", "", "127.0.0.1:8085", "the embedded Pub/Sub fake (usable as PUBSUB_EMULATOR_HOST by other processes)")
-	fs.String(&c.MySQLAddr, "mysql-addr", "", "127.0.0.1:3307", "the embedded MySQL-compatible server (user root, no password)")
-	fs.String(&c.MySQLDSN, "mysql-dsn", "MYSQL_DSN", "", "use this MySQL instead of the embedded one, e.g. root@tcp(127.0.0.1:3306)/vmpulse")
-	fs.String(&c.PubsubEmulator, "pubsub-emulator", "PUBSUB_EMULATOR_HOST", "", "use this Pub/Sub emulator instead of the embedded fake")
+	fs.String(&c.PubsubAddr, "pubsub-addr", "", "127.0.0.1:8085", "the embedded Pub/Sub broker (usable as PUBSUB_EMULATOR_HOST by other processes)")
+	fs.String(&c.MySQLAddr, "mysql-addr", "", "127.0.0.1:3307", "the stack's own MySQL (user root, no password; its data is deleted at stop)")
+	fs.String(&c.Database, "database", "VMPULSE_DATABASE", local.DatabaseAuto, "the stack's own MySQL: mariadb (a private mariadbd, the real engine), embedded (in memory, no install, a few hundred records/s at most) or auto (mariadb when installed)")
+	fs.String(&c.MySQLDSN, "mysql-dsn", "MYSQL_DSN", "", "use this MySQL instead of the stack's own, e.g. root@tcp(127.0.0.1:3306)/vmpulse")
+	fs.String(&c.PubsubEmulator, "pubsub-emulator", "PUBSUB_EMULATOR_HOST", "", "use this Pub/Sub emulator instead of the embedded broker")
 	fs.String(&c.Project, "project", "PUBSUB_PROJECT", "vmpulse-local", "Pub/Sub project")
 	fs.String(&c.Topic, "topic", "PUBSUB_TOPIC", "vmpulse-records", "Pub/Sub topic")
 	fs.String(&c.DBName, "db-name", "DB_NAME", "vmpulse", "database name")
@@ -117,11 +120,14 @@ func defaultWebDir() string {
 }
 
 func printWhere(c local.Config, a local.Addrs, tokenFile string) {
-	db := "embedded MySQL-compatible server at " + a.MySQL + " (in memory)"
-	if c.MySQLDSN != "" {
-		db = "MySQL from MYSQL_DSN"
+	db := "MySQL from MYSQL_DSN"
+	switch a.Database {
+	case local.DatabaseMariaDB:
+		db = "private MariaDB at " + a.MySQL + " (mysql -h127.0.0.1 -P" + portOf(a.MySQL) + " -uroot " + c.DBName + "; deleted at stop)"
+	case local.DatabaseEmbedded:
+		db = "in-memory MySQL stand-in at " + a.MySQL + " (slow beyond a few hundred records/s: install MariaDB for the real engine)"
 	}
-	ps := "embedded Pub/Sub fake at " + a.Pubsub + " (PUBSUB_EMULATOR_HOST=" + a.Pubsub + ")"
+	ps := "embedded Pub/Sub broker at " + a.Pubsub + " (PUBSUB_EMULATOR_HOST=" + a.Pubsub + ")"
 	if c.PubsubEmulator != "" {
 		ps = "Pub/Sub emulator at " + a.Pubsub
 	}
@@ -177,4 +183,9 @@ func progress(ctx context.Context, st *local.Stack, log *slog.Logger) {
 			log.Info("progress: requests through the split", attrs...)
 		}
 	}
+}
+
+func portOf(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
 }
