@@ -3,8 +3,13 @@ package local
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vmpulse/vmpulse/internal/mariadbd"
@@ -67,7 +72,8 @@ func (s *Stack) startDatabase(ctx context.Context, cfg Config) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("MariaDB for the stack: %w (or run with -database embedded)", err)
 	}
-	dir, err := os.MkdirTemp("", "vmpulse-mariadb-")
+	removeStale(log)
+	dir, err := os.MkdirTemp("", staleGlob[:len(staleGlob)-1])
 	if err != nil {
 		return "", fmt.Errorf("MariaDB for the stack: %w", err)
 	}
@@ -85,4 +91,27 @@ func (s *Stack) startDatabase(ctx context.Context, cfg Config) (string, error) {
 		"addr", srv.Addr(), "pid", srv.PID(), "template_install", tpl.Elapsed.Round(time.Millisecond),
 		"took", time.Since(start).Round(time.Millisecond), "dir", dir)
 	return srv.DSN(cfg.DBName), nil
+}
+
+// staleGlob matches the data directories of the stacks' MariaDB servers.
+const staleGlob = "vmpulse-mariadb-*"
+
+// removeStale deletes data directories that stacks killed without a chance to
+// clean up left behind: no live server in them, untouched for a minute.
+func removeStale(log *slog.Logger) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), staleGlob))
+	for _, d := range dirs {
+		st, err := os.Stat(d)
+		if err != nil || time.Since(st.ModTime()) < time.Minute {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join(d, "mariadbd.pid")); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && syscall.Kill(pid, 0) == nil {
+				continue // a server runs there
+			}
+		}
+		if err := os.RemoveAll(d); err == nil {
+			log.Info("removed a data directory left by a stack that did not stop cleanly", "dir", d)
+		}
+	}
 }

@@ -380,3 +380,31 @@ func TestOwnMariaDBGoesWithTheStack(t *testing.T) {
 		t.Fatalf("-database postgres: %v", err)
 	}
 }
+
+// TestStaleDataDirectoriesGo: a data directory left by a stack that was killed
+// (no live server, a minute old) is removed on the next start; one whose server
+// still runs, or that was just made, is kept.
+func TestStaleDataDirectoriesGo(t *testing.T) {
+	old := time.Now().Add(-2 * time.Minute)
+	mk := func(pid int, mtime time.Time) string {
+		d, err := os.MkdirTemp("", staleGlob[:len(staleGlob)-1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(d) })
+		if pid != 0 {
+			os.WriteFile(d+"/mariadbd.pid", []byte(fmt.Sprintln(pid)), 0o644)
+		}
+		os.Chtimes(d, mtime, mtime)
+		return d
+	}
+	dead := mk(0, old)
+	live := mk(os.Getpid(), old)
+	fresh := mk(0, time.Now())
+	removeStale(testLog())
+	for d, want := range map[string]bool{dead: false, live: true, fresh: true} {
+		if _, err := os.Stat(d); (err == nil) != want {
+			t.Errorf("%s: kept %v, want %v", d, err == nil, want)
+		}
+	}
+}

@@ -1,14 +1,18 @@
 package ingest_test
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,6 +27,7 @@ import (
 	"github.com/vmpulse/vmpulse/functions/ingest"
 	"github.com/vmpulse/vmpulse/functions/mysql"
 	"github.com/vmpulse/vmpulse/functions/pubsub"
+	"github.com/vmpulse/vmpulse/internal/mariadbd"
 	"github.com/vmpulse/vmpulse/internal/testenv"
 	"github.com/vmpulse/vmpulse/record"
 )
@@ -44,6 +49,12 @@ import (
 //
 // TestMain prints the ratios: route2 against the physical limit (the smaller of
 // http-only and raw), route2 against route1, and the outbox's cost.
+//
+// BENCH_SPLIT=1 gives the database a core of its own, as Cloud SQL has a machine
+// of its own: the benchmark (service and clients) runs on CPU 0 with
+// GOMAXPROCS=1, and a private mariadbd pinned to CPU 1 syncs its redo log at
+// every commit, as Cloud SQL does. Without it everything shares every core, so
+// MariaDB's work per record competes with the service's.
 
 var (
 	resultsMu sync.Mutex
@@ -52,9 +63,100 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if up := os.Getenv(proxyChildEnv); up != "" {
+		serveLatencyProxy(up)
+		return
+	}
+	if os.Getenv("BENCH_SPLIT") == "1" {
+		stop, err := splitCores()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "BENCH_SPLIT:", err)
+			os.Exit(1)
+		}
+		code := m.Run()
+		printRatios()
+		stop()
+		os.Exit(code)
+	}
 	code := m.Run()
 	printRatios()
 	os.Exit(code)
+}
+
+var (
+	splitNote string
+	splitDB   string // the split server's address, whose latency proxy runs on its CPU
+)
+
+// proxyChildEnv makes the test binary a latency proxy to the address it holds,
+// with DB_RTT, printing its own address: with BENCH_SPLIT the proxy stands in
+// for the network, so it runs on the database's CPU, not the service's.
+const proxyChildEnv = "VMPULSE_BENCH_PROXY_TO"
+
+func serveLatencyProxy(upstream string) {
+	rtt, _ := time.ParseDuration(os.Getenv("DB_RTT"))
+	addr, _, err := testenv.StartLatencyProxy(upstream, rtt)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println(addr)
+	io.Copy(io.Discard, os.Stdin) // until the parent goes
+}
+
+// splitProxy starts the latency proxy to the split server as a child process on
+// CPU 1 and returns its address.
+func splitProxy(b *testing.B, rtt time.Duration) string {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), proxyChildEnv+"="+splitDB, "DB_RTT="+rtt.String())
+	stdin, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	if o, err := exec.Command("taskset", "-a", "-c", "-p", "1", strconv.Itoa(cmd.Process.Pid)).CombinedOutput(); err != nil {
+		b.Fatalf("taskset: %v: %s", err, o)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		b.Fatalf("latency proxy process: %v", err)
+	}
+	return strings.TrimSpace(line)
+}
+
+// splitCores starts a private MariaDB on CPU 1, moves this process to CPU 0 and
+// points the benchmark's databases at the server.
+func splitCores() (stop func(), err error) {
+	if runtime.NumCPU() < 2 {
+		return nil, errors.New("needs two CPUs")
+	}
+	tpl, err := mariadbd.CachedTemplate(mariadbd.CacheRoot())
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "vmpulse-bench-db-")
+	if err != nil {
+		return nil, err
+	}
+	srv, err := mariadbd.New(context.Background(), tpl, dir, "bench", 0, "--innodb-flush-log-at-trx-commit=1")
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	stop = func() { srv.Stop(10 * time.Second); os.RemoveAll(dir) }
+	for _, pin := range []struct{ cpu, pid string }{{"1", strconv.Itoa(srv.PID())}, {"0", strconv.Itoa(os.Getpid())}} {
+		if out, err := exec.Command("taskset", "-a", "-c", "-p", pin.cpu, pin.pid).CombinedOutput(); err != nil {
+			stop()
+			return nil, fmt.Errorf("taskset %s: %v: %s", pin.pid, err, out)
+		}
+	}
+	runtime.GOMAXPROCS(1)
+	os.Setenv("VMPULSE_TEST_MYSQL", srv.DSN(""))
+	splitDB = srv.Addr()
+	splitNote = fmt.Sprintf("; split cores: service and clients on CPU 0, mariadbd %s and the latency proxy on CPU 1, mariadbd syncing at every commit", srv.Addr())
+	return stop, nil
 }
 
 func record_(name string, v float64) {
@@ -74,7 +176,7 @@ func printRatios() {
 		link = fmt.Sprintf("proxy, measured round trip %v", linkRTT.Round(10*time.Microsecond))
 	}
 	raw := results["raw"]
-	fmt.Printf("\ningest benchmark (%s, %d DB connections per route), records/s:\n", link, benchConns())
+	fmt.Printf("\ningest benchmark (%s, %d DB connections per route%s), records/s:\n", link, benchConns(), splitNote)
 	fmt.Printf("%8s %9s %9s %12s %10s %9s %14s %15s %12s\n", "clients", "route1", "route2", "route2-bare", "http-only", "raw", "route2/limit", "route2/route1", "outbox cost")
 	var cs []int
 	for k := range results {
@@ -138,7 +240,11 @@ func benchDSN(b *testing.B) string {
 		return dsn
 	}
 	cfg, _ := driver.ParseDSN(dsn)
-	cfg.Addr = testenv.LatencyProxy(b, cfg.Addr, rtt)
+	if splitDB != "" {
+		cfg.Addr = splitProxy(b, rtt)
+	} else {
+		cfg.Addr = testenv.LatencyProxy(b, cfg.Addr, rtt)
+	}
 	proxied := cfg.FormatDSN()
 	linkRTT = measureRTT(b, proxied)
 	return proxied

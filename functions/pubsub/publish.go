@@ -45,15 +45,19 @@ const (
 	maxOutstandingBytes    = 64 << 20
 )
 
+// PublishTimeout is how long a publication retries before it fails (the
+// client's default is 60 s): the outbox republishes what failed, and a shutdown
+// never waits longer than this. An outbox's grace must not be shorter, or it
+// republishes batches whose first publication is still retrying.
+const PublishTimeout = 10 * time.Second
+
 // NewPublisher returns a publisher of route's records on topic.
 func NewPublisher(c *gps.Client, topic, route string, log *slog.Logger) *Publisher {
 	p := c.Publisher(topic)
 	p.PublishSettings.DelayThreshold = 5 * time.Millisecond
 	p.PublishSettings.CountThreshold = 200
 	p.PublishSettings.ByteThreshold = 1 << 20
-	// Give up on a message after 10 s of retries (the client's default is 60 s):
-	// the outbox republishes it, and a shutdown never waits longer than this.
-	p.PublishSettings.Timeout = 10 * time.Second
+	p.PublishSettings.Timeout = PublishTimeout
 	p.PublishSettings.FlowControlSettings = gps.FlowControlSettings{
 		MaxOutstandingMessages: maxOutstandingMessages,
 		MaxOutstandingBytes:    maxOutstandingBytes,

@@ -18,15 +18,31 @@ import (
 // rounded to an even number of them.
 func LatencyProxy(tb testing.TB, upstream string, rtt time.Duration) string {
 	tb.Helper()
-	p := Proxy(tb, upstream)
+	addr, stop, err := StartLatencyProxy(upstream, rtt)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(stop)
+	return addr
+}
+
+// StartLatencyProxy is LatencyProxy outside a test (a benchmark's helper
+// process); stop ends it.
+func StartLatencyProxy(upstream string, rtt time.Duration) (addr string, stop func(), err error) {
+	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
+	p := toxiproxy.NewProxy(srv, Unique("latency"), "127.0.0.1:0", upstream)
+	if err := p.Start(); err != nil {
+		return "", nil, fmt.Errorf("latency proxy to %s: %w", upstream, err)
+	}
 	half := max(rtt.Milliseconds()/2, 1)
 	for _, dir := range []string{"upstream", "downstream"} {
 		js := fmt.Sprintf(`{"name":"latency_%s","type":"latency","stream":%q,"attributes":{"latency":%d}}`, dir, dir, half)
 		if _, err := p.Toxics.AddToxicJson(strings.NewReader(js)); err != nil {
-			tb.Fatalf("latency proxy: %v", err)
+			p.Stop()
+			return "", nil, fmt.Errorf("latency proxy: %w", err)
 		}
 	}
-	return p.Listen
+	return p.Listen, p.Stop, nil
 }
 
 // Proxy starts a Toxiproxy proxy to upstream on a free loopback port, for tests

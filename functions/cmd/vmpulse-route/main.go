@@ -116,8 +116,8 @@ func parse(args []string) (config, error) {
 		return c, fmt.Errorf("-db-timeout %v: must be within 100ms..1m", c.dbTimeout)
 	case c.db.StatementTimeout < 100*time.Millisecond || c.db.StatementTimeout > c.dbTimeout:
 		return c, fmt.Errorf("-db-statement-timeout %v: must be within 100ms..-db-timeout (%v)", c.db.StatementTimeout, c.dbTimeout)
-	case c.outbox.Grace < 10*time.Second:
-		return c, fmt.Errorf("-outbox-grace %v: must be at least 10s (a publication retries that long)", c.outbox.Grace)
+	case c.outbox.Grace < pubsub.PublishTimeout:
+		return c, fmt.Errorf("-outbox-grace %v: must be at least %v (a publication retries that long)", c.outbox.Grace, pubsub.PublishTimeout)
 	case c.heartbeat < time.Second:
 		return c, fmt.Errorf("-heartbeat %v: must be at least 1s", c.heartbeat)
 	}
