@@ -2,6 +2,7 @@ package relay
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
 // hubMetrics are the hub's series; the names are the ones the relay has always
@@ -28,41 +29,40 @@ const (
 	dropShutdown   = "shutdown"    // the relay is stopping (closed with 1001)
 )
 
+// newHubMetrics declares the hub's series and registers them on reg; a nil reg
+// registers nothing (a hub of its own, as in tests).
 func newHubMetrics(h *Hub, reg prometheus.Registerer) *hubMetrics {
+	f := promauto.With(reg)
 	m := &hubMetrics{
-		clients: prometheus.NewGauge(prometheus.GaugeOpts{
+		clients: f.NewGauge(prometheus.GaugeOpts{
 			Name: "vmpulse_relay_clients", Help: "Connected websocket clients."}),
-		received: prometheus.NewCounter(prometheus.CounterOpts{
+		received: f.NewCounter(prometheus.CounterOpts{
 			Name: "vmpulse_relay_items_received_total", Help: "Records received from Pub/Sub."}),
-		dupes: prometheus.NewCounter(prometheus.CounterOpts{
+		dupes: f.NewCounter(prometheus.CounterOpts{
 			Name: "vmpulse_relay_duplicates_total", Help: "Records received again (Pub/Sub is at-least-once, and replays overlap) and not forwarded."}),
-		invalid: prometheus.NewCounter(prometheus.CounterOpts{
+		invalid: f.NewCounter(prometheus.CounterOpts{
 			Name: "vmpulse_relay_invalid_records_total", Help: "Records dropped because their data is not a JSON object."}),
-		frames: prometheus.NewCounter(prometheus.CounterOpts{
+		frames: f.NewCounter(prometheus.CounterOpts{
 			Name: "vmpulse_relay_frames_sent_total", Help: "Websocket frames sent, summed over clients."}),
-		itemsSent: prometheus.NewCounter(prometheus.CounterOpts{
+		itemsSent: f.NewCounter(prometheus.CounterOpts{
 			Name: "vmpulse_relay_items_sent_total", Help: "Items sent, summed over clients."}),
-		historyBuilds: prometheus.NewCounter(prometheus.CounterOpts{
+		historyBuilds: f.NewCounter(prometheus.CounterOpts{
 			Name: "vmpulse_relay_history_builds_total", Help: "History frames encoded (shared by the clients that connect while it is fresh)."}),
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+		dropped: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "vmpulse_relay_clients_dropped_total", Help: "Clients disconnected or refused by the relay, by reason."}, []string{"reason"}),
 	}
+	// Each reason's series exists, at 0, before its first drop.
 	for _, r := range []string{dropSlow, dropWrite, dropOrigin, dropFull, dropPerAddress, dropReadLimit, dropShutdown} {
 		m.dropped.WithLabelValues(r)
 	}
-	if reg == nil {
-		return m
-	}
-	reg.MustRegister(m.clients, m.received, m.dupes, m.invalid, m.frames, m.itemsSent, m.historyBuilds, m.dropped,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "vmpulse_relay_history_items", Help: "Records held for new clients."},
-			func() float64 { h.mu.Lock(); defer h.mu.Unlock(); return float64(len(h.hist)) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "vmpulse_relay_history_bytes", Help: "Bytes of encoded records held for new clients."},
-			func() float64 { h.mu.Lock(); defer h.mu.Unlock(); return float64(h.histBytes) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "vmpulse_relay_ring_bytes", Help: "Bytes of live frames held for clients that are behind."},
-			func() float64 { h.mu.Lock(); defer h.mu.Unlock(); return float64(h.ringBytes) }),
-	)
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vmpulse_relay_history_items", Help: "Records held for new clients."},
+		func() float64 { h.mu.Lock(); defer h.mu.Unlock(); return float64(len(h.hist)) })
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vmpulse_relay_history_bytes", Help: "Bytes of encoded records held for new clients."},
+		func() float64 { h.mu.Lock(); defer h.mu.Unlock(); return float64(h.histBytes) })
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vmpulse_relay_ring_bytes", Help: "Bytes of live frames held for clients that are behind."},
+		func() float64 { h.mu.Lock(); defer h.mu.Unlock(); return float64(h.ringBytes) })
 	return m
 }

@@ -39,6 +39,18 @@ func dial(t *testing.T, url, origin string) (*websocket.Conn, *http.Response, er
 	return websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http")+"/ws", h)
 }
 
+// connect dials url's /ws with no Origin, as a client that is not a browser
+// would; the connection is closed when the test ends.
+func connect(t *testing.T, url string) *websocket.Conn {
+	t.Helper()
+	c, _, err := dial(t, url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 func read(t *testing.T, c *websocket.Conn) frameMsg {
 	t.Helper()
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -72,6 +84,23 @@ func newHubServer(t *testing.T, cfg HubConfig, o Options) (*Hub, *httptest.Serve
 	return h, srv, reg
 }
 
+// trickle adds items prefix0, prefix1, … to h, one per interval, until stop is
+// called: a steady flow, as Pub/Sub delivers it.
+func trickle(h *Hub, prefix string, interval time.Duration) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			case <-time.After(interval):
+				h.Add(fmt.Sprint(prefix, i), item(fmt.Sprint(prefix, i)))
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
 func dropped(h *Hub, reason string) float64 {
 	return testutil.ToFloat64(h.m.dropped.WithLabelValues(reason))
 }
@@ -83,11 +112,7 @@ func TestHistoryThenLiveBatchesWithoutGapsOrDuplicates(t *testing.T) {
 	}
 	h.Add("h4", item("h4")) // a redelivery: not kept twice
 	time.Sleep(2 * flushEvery)
-	c, _, err := dial(t, srv.URL, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := connect(t, srv.URL)
 	f := read(t, c)
 	if f.Type != "history" || strings.Join(ids(f.Items), ",") != "h2,h3,h4" {
 		t.Fatalf("history frame %s %v, want the last 3 oldest first", f.Type, ids(f.Items))
@@ -166,30 +191,16 @@ func TestClientsConnectingDuringFlowMissNothing(t *testing.T) {
 // about ten frames per second.
 func TestFramesAreRateLimited(t *testing.T) {
 	h, srv, _ := newHubServer(t, HubConfig{History: 10}, Options{})
-	c, _, err := dial(t, srv.URL, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := connect(t, srv.URL)
 	read(t, c) // history
-	stop := make(chan struct{})
-	go func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(time.Millisecond):
-				h.Add(fmt.Sprint("t", i), item(fmt.Sprint("t", i)))
-			}
-		}
-	}()
+	stop := trickle(h, "t", time.Millisecond)
 	frames := 0
 	deadline := time.Now().Add(time.Second)
 	for time.Now().Before(deadline) {
 		read(t, c)
 		frames++
 	}
-	close(stop)
+	stop()
 	if frames > 12 {
 		t.Fatalf("%d frames in one second, want at most ~10", frames)
 	}
@@ -207,11 +218,7 @@ func TestSlowClientIsDroppedAndDoesNotStallOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer slow.Close()
-	fast, _, err := dial(t, srv.URL, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fast.Close()
+	fast := connect(t, srv.URL)
 	read(t, fast)
 	for h.Clients() < 2 { // the slow one registers after its handshake
 		time.Sleep(time.Millisecond)
@@ -311,28 +318,14 @@ func TestSlowReaderGets1013(t *testing.T) {
 // stream carries {"type":"ping"} text frames; a busy one does not need them.
 func TestTextKeepaliveWhenQuiet(t *testing.T) {
 	h, srv, _ := newHubServer(t, HubConfig{History: 1, PingEvery: 150 * time.Millisecond}, Options{})
-	c, _, err := dial(t, srv.URL, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := connect(t, srv.URL)
 	read(t, c) // history
 	if f := read(t, c); f.Type != "ping" || len(f.Items) != 0 {
 		t.Fatalf("quiet stream: frame %+v, want a ping", f)
 	}
 	// While data flows every 50 ms, frames are batches, not pings.
-	stop := make(chan struct{})
-	go func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-				h.Add(fmt.Sprint("k", i), item(fmt.Sprint("k", i)))
-			}
-		}
-	}()
-	defer close(stop)
+	stop := trickle(h, "k", 50*time.Millisecond)
+	defer stop()
 	batches, pings := 0, 0
 	for batches < 10 {
 		switch f := read(t, c); f.Type {
@@ -532,11 +525,7 @@ func TestClientAddr(t *testing.T) {
 // limit ends the connection with "message too big".
 func TestOversizedFrameCloses1009(t *testing.T) {
 	h, srv, _ := newHubServer(t, HubConfig{History: 1}, Options{})
-	c, _, err := dial(t, srv.URL, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := connect(t, srv.URL)
 	read(t, c)
 	// Just over the limit: one small write, done before the relay answers (a
 	// bigger one can meet the relay's reset half-way).
@@ -621,15 +610,11 @@ func BenchmarkRedactProcessNames(b *testing.B) {
 
 func TestCloseSendsGoingAway(t *testing.T) {
 	h, srv, _ := newHubServer(t, HubConfig{History: 1}, Options{})
-	c1, _, err := dial(t, srv.URL, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c1.Close()
+	c1 := connect(t, srv.URL)
 	read(t, c1)
 	h.Close()
 	c1.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, _, err = c1.ReadMessage()
+	_, _, err := c1.ReadMessage()
 	if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
 		t.Fatalf("after Close: %v, want a going-away close", err)
 	}

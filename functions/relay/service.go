@@ -13,6 +13,7 @@ import (
 	gps "cloud.google.com/go/pubsub/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vmpulse/vmpulse/functions/pubsub"
@@ -491,42 +492,42 @@ type serviceMetrics struct {
 	heartbeatGaps   prometheus.Counter
 }
 
+// newServiceMetrics declares the service's series and registers them on reg.
 func newServiceMetrics(s *Service, reg prometheus.Registerer) *serviceMetrics {
+	f := promauto.With(reg)
 	m := &serviceMetrics{
-		restartFailures: prometheus.NewCounter(prometheus.CounterOpts{
+		restartFailures: f.NewCounter(prometheus.CounterOpts{
 			Name: "vmpulse_relay_receive_restart_failures_total", Help: "Restarts that failed (the fresh subscription could not be created); retried."}),
-		heartbeats: prometheus.NewCounter(prometheus.CounterOpts{
+		heartbeats: f.NewCounter(prometheus.CounterOpts{
 			Name: "vmpulse_relay_heartbeats_total", Help: "Route heartbeats received."}),
-		heartbeatGaps: prometheus.NewCounter(prometheus.CounterOpts{
+		heartbeatGaps: f.NewCounter(prometheus.CounterOpts{
 			Name: "vmpulse_relay_heartbeat_gaps_total", Help: "Heartbeats of a route instance found missing (each restarts receiving, sought back to before the gap)."}),
 	}
-	reg.MustRegister(m.restartFailures, m.heartbeats, m.heartbeatGaps,
-		// Counted once, in the atomics that /health and the log lines read.
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "vmpulse_relay_receive_restarts_total", Help: "Receive loops restarted on a fresh subscription (stalled, or ended by an error)."},
-			func() float64 { return float64(s.restarts.Load()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "vmpulse_relay_undecodable_messages_total", Help: "Messages dropped because they could not be decoded."},
-			func() float64 { return float64(s.undecodable.Load()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "vmpulse_relay_last_message_age_seconds", Help: "Seconds since the last new message (a record not seen before, or a route heartbeat) arrived; redeliveries do not count."},
-			func() float64 { return time.Since(time.Unix(0, s.lastMsg.Load())).Seconds() }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "vmpulse_relay_stalled", Help: "1 while no message arrived for -stall-after (the receive loop is being restarted), else 0."},
-			func() float64 {
-				if st := s.state(time.Now()).Status; st != "ok" {
-					return 1
-				}
-				return 0
-			}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "vmpulse_relay_unhealthy", Help: "1 when a stall outlasted its restarts and /health answers 503, else 0."},
-			func() float64 {
-				if s.state(time.Now()).Status == "unhealthy" {
-					return 1
-				}
-				return 0
-			}),
-	)
+	// Counted once, in the atomics that /health and the log lines read.
+	f.NewCounterFunc(prometheus.CounterOpts{
+		Name: "vmpulse_relay_receive_restarts_total", Help: "Receive loops restarted on a fresh subscription (stalled, or ended by an error)."},
+		func() float64 { return float64(s.restarts.Load()) })
+	f.NewCounterFunc(prometheus.CounterOpts{
+		Name: "vmpulse_relay_undecodable_messages_total", Help: "Messages dropped because they could not be decoded."},
+		func() float64 { return float64(s.undecodable.Load()) })
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vmpulse_relay_last_message_age_seconds", Help: "Seconds since the last new message (a record not seen before, or a route heartbeat) arrived; redeliveries do not count."},
+		func() float64 { return time.Since(time.Unix(0, s.lastMsg.Load())).Seconds() })
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vmpulse_relay_stalled", Help: "1 while no message arrived for -stall-after (the receive loop is being restarted), else 0."},
+		func() float64 {
+			if st := s.state(time.Now()).Status; st != "ok" {
+				return 1
+			}
+			return 0
+		})
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vmpulse_relay_unhealthy", Help: "1 when a stall outlasted its restarts and /health answers 503, else 0."},
+		func() float64 {
+			if s.state(time.Now()).Status == "unhealthy" {
+				return 1
+			}
+			return 0
+		})
 	return m
 }

@@ -64,11 +64,7 @@ type collector struct {
 
 func collect(t *testing.T, url string) *collector {
 	t.Helper()
-	c, _, err := dial(t, url, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := connect(t, url)
 	col := &collector{seen: map[string]int{}, history: -1}
 	go func() {
 		for {
