@@ -49,17 +49,14 @@ import json
 import logging
 import os
 import random
-import sys
 import time
 
-import gevent
 import locust
 from locust import FastHttpUser, events, task
-from locust.runners import MasterRunner, WorkerRunner
 
-from recordsfile import encode_records, parse_wait, write_atomic
-from runfile import (Conductor, Recorder, infer_interval, phase_common, probe_agent, save_run,
-                     shortfall, ticker)
+from recordsfile import add_phase_options, encode_records, wait_option, write_atomic
+from runfile import (Conductor, Recorder, first_line, infer_interval, per_target_load, phase_common, phase_options,
+                     probe_agent, save_run, shortfall)
 
 
 log = logging.getLogger("vmpulse.collect")
@@ -92,10 +89,6 @@ def check_record(rec):
     if not isinstance(rec.get("hora"), str):
         return "hora: missing or not a string"
     return None
-
-
-def truthy(s):
-    return str(s or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 class Agent:
@@ -144,13 +137,7 @@ def _add_options(parser):
                         help="records file to write (JSON array) [OUT]")
     parser.add_argument("--agents", env_var="AGENT_URLS", default="",
                         help="several agents, comma-separated (instead of -H): each gets -u users [AGENT_URLS]")
-    parser.add_argument("--sequential", action="store_true", default=truthy(env("SEQUENTIAL")),
-                        help="with several agents: one after another, each with the same ramp-up [SEQUENTIAL]")
-    parser.add_argument("--run-file", env_var="RUN_FILE", default="out/run.json",
-                        help="run file the phase is recorded in, for `vmpulse-load report` (empty: none) [RUN_FILE]")
-    parser.add_argument("--wait", env_var="COLLECT_WAIT", default="1-2",
-                        help="each user waits a random time in this range after each request, "
-                             "seconds or durations: 1-2, 1s-2s [COLLECT_WAIT]")
+    add_phase_options(parser, "agents", "COLLECT_WAIT", "1-2")
     parser.add_argument("--request-timeout", type=float, env_var="TIMEOUT", default=10.0,
                         help="per-request timeout in seconds [TIMEOUT]")
     # The assignment's parameters, unless given on the command line or as LOCUST_*.
@@ -163,15 +150,10 @@ def _add_options(parser):
 
 @events.init.add_listener
 def _init(environment, **_kw):
-    if isinstance(environment.runner, (MasterRunner, WorkerRunner)):
-        sys.exit("locustfile_collect.py de-duplicates in one process: run it without --master/--worker")
-    opts = environment.parsed_options
+    opts = phase_options(environment, "locustfile_collect.py de-duplicates")
     if opts is None:  # used as a library
         return
-    try:
-        STATE.wait = parse_wait(opts.wait)
-    except ValueError as e:
-        sys.exit(f"--wait: {e}")
+    STATE.wait = wait_option(opts.wait)
     STATE.target = max(opts.records, 0)
     STATE.out = opts.out
     STATE.run_file = opts.run_file
@@ -179,14 +161,7 @@ def _init(environment, **_kw):
     if not urls:
         urls = [environment.host or AgentUser.host]
     STATE.agents = [Agent(u) for u in urls]
-    STATE.users, STATE.rate = opts.num_users, opts.spawn_rate
-    STATE.sequential = opts.sequential and len(urls) > 1
-    # The time limit is per agent, kept by the conductor rather than by Locust.
-    STATE.duration = opts.run_time or 0
-    opts.run_time = None
-    if not STATE.sequential and len(urls) > 1:
-        opts.num_users = STATE.users * len(urls)
-        opts.spawn_rate = STATE.rate * len(urls)
+    STATE.users, STATE.rate, STATE.sequential, STATE.duration = per_target_load(opts, len(urls))
     AgentUser.network_timeout = opts.request_timeout
     AgentUser.connection_timeout = min(opts.request_timeout, 5.0)
     for a in STATE.agents:
@@ -218,22 +193,16 @@ def _end(i):
 
 @events.test_start.add_listener
 def _test_start(environment, **_kw):
-    if STATE.conductor and STATE.conductor.greenlet is None:
-        STATE.conductor.start()
-        gevent.spawn(ticker, [a.rec for a in STATE.agents], lambda: STATE.stopping)
-        gevent.spawn(_progress, environment)
+    if STATE.conductor:
+        STATE.conductor.start([a.rec for a in STATE.agents], lambda: STATE.stopping, _progress)
 
 
-def _progress(environment):
-    while not STATE.stopping:
-        gevent.sleep(2)
-        runner = environment.runner
-        total = runner.stats.total if runner else None
-        parts = [f"{a.url}: {len(a.records)}/{STATE.target or '-'}" for a in STATE.agents if a.rec.start is not None]
-        log.info("collect: %s unique samples, %d duplicates, %d users, %d requests (%.1f req/s), %d failures",
-                 ", ".join(parts), sum(a.duplicates for a in STATE.agents),
-                 runner.user_count if runner else 0, total.num_requests if total else 0,
-                 total.current_rps if total else 0.0, total.num_failures if total else 0)
+def _progress(runner, total):
+    parts = [f"{a.url}: {len(a.records)}/{STATE.target or '-'}" for a in STATE.agents if a.rec.start is not None]
+    log.info("collect: %s unique samples, %d duplicates, %d users, %d requests (%.1f req/s), %d failures",
+             ", ".join(parts), sum(a.duplicates for a in STATE.agents),
+             runner.user_count if runner else 0, total.num_requests if total else 0,
+             total.current_rps if total else 0.0, total.num_failures if total else 0)
 
 
 class AgentUser(FastHttpUser):
@@ -270,7 +239,7 @@ class AgentUser(FastHttpUser):
                 if resp.status_code == 0:
                     resp.failure(f"connection error: {getattr(resp, 'error', None)!r}")
                 else:
-                    resp.failure(f"HTTP {resp.status_code}: {_first_line(resp)}")
+                    resp.failure(f"HTTP {resp.status_code}: {first_line(resp, 200)}")
                 a.rec.observe(ms, True)
                 return
             try:
@@ -308,14 +277,6 @@ def _keep(a, rec):
         a.done = True
         a.rec.finish()
         log.info("collect: %s: %d unique samples", a.url, len(a.records))
-
-
-def _first_line(resp):
-    try:
-        text = (resp.text or "").strip()
-    except Exception:  # noqa: BLE001 - a broken body is still just a failure message
-        return ""
-    return text.splitlines()[0][:200] if text else ""
 
 
 @events.quitting.add_listener

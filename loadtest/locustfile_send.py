@@ -77,10 +77,10 @@ import time
 import gevent
 import locust
 from locust import HttpUser, events, task
-from locust.runners import MasterRunner, WorkerRunner
 
-from recordsfile import RecordsFileError, encode_records, parse_wait, read_records_file, write_atomic
-from runfile import Conductor, Recorder, load_token, percentile, phase_common, save_run, ticker
+from recordsfile import RecordsFileError, add_phase_options, encode_records, read_records_file, wait_option, write_atomic
+from runfile import (Conductor, Recorder, first_line, load_token, per_target_load, percentile, phase_common,
+                     phase_options, save_run)
 
 
 log = logging.getLogger("vmpulse.send")
@@ -173,7 +173,6 @@ class State:
         self.logged = 0
         self.unauthorized = None
         self.conductor = None
-        self.started = None
         self.stopping = False
         self.file = None
 
@@ -190,10 +189,6 @@ OPTS = {"wait": (1.0, 4.0), "max_attempts": 10, "in": "out/records.json", "timeo
         "token": "", "users": 150, "rate": 5.0, "sequential": False, "run_file": "out/run.json", "duration": 0}
 
 
-def truthy(s):
-    return str(s or "").strip().lower() in ("1", "true", "yes", "on")
-
-
 @events.init_command_line_parser.add_listener
 def _add_options(parser):
     env = os.environ.get
@@ -206,13 +201,7 @@ def _add_options(parser):
                              ".vmpulse/ingest-token); INGEST_TOKEN=<token> gives the token itself and wins [INGEST_TOKEN_FILE]")
     parser.add_argument("--no-token", action="store_true", default=False,
                         help="send without a token, to an ingress that runs without auth")
-    parser.add_argument("--sequential", action="store_true", default=truthy(env("SEQUENTIAL")),
-                        help="with several VMs: one after another, each with the same ramp-up [SEQUENTIAL]")
-    parser.add_argument("--run-file", env_var="RUN_FILE", default="out/run.json",
-                        help="run file the phase is recorded in, for `vmpulse-load report` (empty: none) [RUN_FILE]")
-    parser.add_argument("--wait", env_var="SEND_WAIT", default="1-4",
-                        help="each user waits a random time in this range after each request, "
-                             "seconds or durations: 1-4, 1s-4s [SEND_WAIT]")
+    add_phase_options(parser, "VMs", "SEND_WAIT", "1-4")
     parser.add_argument("--max-attempts", type=int, env_var="MAX_ATTEMPTS", default=10,
                         help="attempts per record before giving up on it [MAX_ATTEMPTS]")
     parser.add_argument("--request-timeout", type=float, env_var="TIMEOUT", default=30.0,
@@ -225,15 +214,10 @@ def _add_options(parser):
 
 @events.init.add_listener
 def _init(environment, **_kw):
-    if isinstance(environment.runner, (MasterRunner, WorkerRunner)):
-        sys.exit("locustfile_send.py keeps its queue in one process: run it without --master/--worker")
-    opts = environment.parsed_options
+    opts = phase_options(environment, "locustfile_send.py keeps its queue")
     if opts is None:  # used as a library
         return
-    try:
-        OPTS["wait"] = parse_wait(opts.wait)
-    except ValueError as e:
-        sys.exit(f"--wait: {e}")
+    OPTS["wait"] = wait_option(opts.wait)
     OPTS["max_attempts"] = max(opts.max_attempts, 1)
     OPTS["in"] = opts.in_file
     OPTS["timeout"] = (min(opts.request_timeout, 5.0), opts.request_timeout)
@@ -255,13 +239,7 @@ def _init(environment, **_kw):
         groups.setdefault(vm, []).append(Job(i, r))
     STATE.queues = [Queue(vm, jobs) for vm, jobs in groups.items()]
     STATE.total = len(rf.records)
-    OPTS["users"], OPTS["rate"] = opts.num_users, opts.spawn_rate
-    OPTS["sequential"] = opts.sequential and len(STATE.queues) > 1
-    OPTS["duration"] = opts.run_time or 0
-    opts.run_time = None  # per VM, kept by the conductor
-    if not OPTS["sequential"] and len(STATE.queues) > 1:
-        opts.num_users = OPTS["users"] * len(STATE.queues)
-        opts.spawn_rate = OPTS["rate"] * len(STATE.queues)
+    OPTS["users"], OPTS["rate"], OPTS["sequential"], OPTS["duration"] = per_target_load(opts, len(STATE.queues))
     STATE.conductor = Conductor(environment, max(len(STATE.queues), 1), OPTS["users"], OPTS["rate"], OPTS["duration"],
                                 OPTS["sequential"], done=_group_done, begin=lambda i: _group(i) and _group(i).rec.begin(),
                                 end=_group_end)
@@ -291,36 +269,21 @@ def _group_end(i):
 
 @events.test_start.add_listener
 def _test_start(environment, **_kw):
-    if STATE.started is None:
-        STATE.started = time.monotonic()
-        STATE.conductor.start()
-        gevent.spawn(ticker, [q.rec for q in STATE.queues], lambda: STATE.stopping)
-        gevent.spawn(_progress, environment)
+    if STATE.conductor:
+        STATE.conductor.start([q.rec for q in STATE.queues], lambda: STATE.stopping, _progress)
 
 
-def _progress(environment):
-    while not STATE.stopping:
-        gevent.sleep(2)
-        runner = environment.runner
-        total = runner.stats.total if runner else None
-        log.info("send: %s; %d users, %.1f req/s",
-                 "; ".join(f"{q.vm}: {q.committed}/{q.total} committed, {len(q.in_flight)} in flight, "
-                           f"{len(q.retries)} to retry, {len(q.rejected)} rejected, {len(q.gave_up)} gave up"
-                           for q in STATE.queues if q.rec.start is not None),
-                 runner.user_count if runner else 0, total.current_rps if total else 0.0)
+def _progress(runner, total):
+    log.info("send: %s; %d users, %.1f req/s",
+             "; ".join(f"{q.vm}: {q.committed}/{q.total} committed, {len(q.in_flight)} in flight, "
+                       f"{len(q.retries)} to retry, {len(q.rejected)} rejected, {len(q.gave_up)} gave up"
+                       for q in STATE.queues if q.rec.start is not None),
+             runner.user_count if runner else 0, total.current_rps if total else 0.0)
 
 
 def _backoff(attempt, retry_after):
     d = min(BACKOFF * 2 ** (attempt - 1), MAX_BACKOFF)
     return max(d / 2 + random.uniform(0, d / 2), retry_after)
-
-
-def _message(resp):
-    try:
-        text = (resp.text or "").strip()
-    except Exception:  # noqa: BLE001 - a broken body is still just a message
-        text = ""
-    return text.splitlines()[0][:300] if text else ""
 
 
 class IngressUser(HttpUser):
@@ -375,7 +338,7 @@ def _handle(q, job, resp, ms):
         q.pending.appendleft(job)  # never answered: unsent
         job.attempt -= 1
         if STATE.unauthorized is None:
-            STATE.unauthorized = f"HTTP {status}: {_message(resp) or 'token refused'}"
+            STATE.unauthorized = f"HTTP {status}: {first_line(resp, 300) or 'token refused'}"
             log.error("send: the ingress refused the token (%s): stopping", STATE.unauthorized)
         return
     q.rec.observe(ms, not 200 <= status < 300)
@@ -396,7 +359,7 @@ def _handle(q, job, resp, ms):
             r[1].append(float(cm))
         return
     if 400 <= status < 500 and status not in (408, 429):
-        msg = _message(resp) or f"HTTP {status}"
+        msg = first_line(resp, 300) or f"HTTP {status}"
         resp.failure(f"rejected: HTTP {status}: {msg}")
         q.done(job)
         q.rejected.append((job, status, msg))
@@ -405,7 +368,7 @@ def _handle(q, job, resp, ms):
     if status == 0:
         msg = f"connection error: {getattr(resp, 'error', None)}"
     else:
-        msg = f"HTTP {status}: {_message(resp)}"
+        msg = f"HTTP {status}: {first_line(resp, 300)}"
     resp.failure(msg)
     retry_after = 0.0
     try:

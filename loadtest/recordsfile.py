@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+import sys
 import tempfile
 
 # Members of a JSON object that may hold a file's records, in the order looked for.
@@ -267,6 +268,33 @@ def parse_wait(s):
     if hi < lo:
         raise ValueError(f"wait {s!r}: the maximum is below the minimum")
     return lo, hi
+
+
+def truthy(s):
+    """An on/off environment variable: 1, true, yes or on (any case) is on."""
+    return str(s or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def add_phase_options(parser, targets, wait_env, wait_default):
+    """Add the options both locustfiles take: --sequential (over several targets,
+    "agents" or "VMs"), --run-file, and --wait from wait_env (default wait_default,
+    such as "1-2"). One place, so that the two phases keep the same names and help."""
+    lo, hi = wait_default.split("-")
+    parser.add_argument("--sequential", action="store_true", default=truthy(os.environ.get("SEQUENTIAL")),
+                        help=f"with several {targets}: one after another, each with the same ramp-up [SEQUENTIAL]")
+    parser.add_argument("--run-file", env_var="RUN_FILE", default="out/run.json",
+                        help="run file the phase is recorded in, for `vmpulse-load report` (empty: none) [RUN_FILE]")
+    parser.add_argument("--wait", env_var=wait_env, default=wait_default,
+                        help="each user waits a random time in this range after each request, "
+                             f"seconds or durations: {lo}-{hi}, {lo}s-{hi}s [{wait_env}]")
+
+
+def wait_option(s):
+    """parse_wait for the --wait option: a bad value ends the run, saying why."""
+    try:
+        return parse_wait(s)
+    except ValueError as e:
+        sys.exit(f"--wait: {e}")
 
 
 def encode_records(records):

@@ -1,19 +1,22 @@
 """What both locustfiles share besides the records file: the run file (the record of
 each phase that `vmpulse-load report` turns into a report; the same format the Go
 driver writes, loadtest/report/run.go), per-second timelines with latency
-percentiles, the conductor that runs a phase against several agents or VMs (all at
-once, or one after another with the same ramp-up each), the ingest token, and what to
-say when a collect phase falls short. Standard library and gevent only.
+percentiles, the start-up and the conductor that runs a phase against several agents
+or VMs (all at once, or one after another with the same ramp-up each), the ingest
+token, and what to say when a collect phase falls short. Standard library, gevent and
+Locust's runner classes only.
 """
 
 import json
 import math
 import os
+import sys
 import time
 import urllib.request
 from datetime import datetime, timezone
 
 import gevent
+from locust.runners import MasterRunner, WorkerRunner
 
 from recordsfile import write_atomic
 
@@ -165,7 +168,33 @@ def save_run(path, phases, join_records_file=None):
     return joined
 
 
+# --- start-up ---
+
+def phase_options(environment, keeps):
+    """Locust's parsed options (None when the locustfile is used as a library). keeps
+    says what the phase holds in this one process ("locustfile_send.py keeps its
+    queue"): under --master/--worker it would be split, so the run ends at once."""
+    if isinstance(environment.runner, (MasterRunner, WorkerRunner)):
+        sys.exit(f"{keeps} in one process: run it without --master/--worker")
+    return environment.parsed_options
+
+
 # --- several agents or VMs: all at once, or in turn with the same ramp-up each ---
+
+def per_target_load(opts, n):
+    """(users, spawn rate, sequential, time limit) of each of n targets from Locust's
+    options, which speak for the whole run: so that every target gets -u users at -r,
+    a parallel run has Locust spawn users × n at rate × n, and the time limit (-t)
+    is per target, kept by the Conductor rather than by Locust."""
+    users, rate = opts.num_users, opts.spawn_rate
+    sequential = opts.sequential and n > 1
+    duration = opts.run_time or 0
+    opts.run_time = None
+    if not sequential and n > 1:
+        opts.num_users = users * n
+        opts.spawn_rate = rate * n
+    return users, rate, sequential, duration
+
 
 class Conductor:
     """Runs a phase for n targets. Parallel: main's runner.start already spawns
@@ -191,9 +220,20 @@ class Conductor:
         self.next_user += 1
         return i
 
-    def start(self):
-        if self.greenlet is None:
-            self.greenlet = gevent.spawn(self._run)
+    def start(self, recorders, stopping, progress):
+        """Start the phase, once: the conductor, the recorders' ticker and, every 2 s
+        until stopping(), progress(runner, total stats) (either may be None)."""
+        if self.greenlet is not None:
+            return
+        self.greenlet = gevent.spawn(self._run)
+        gevent.spawn(ticker, recorders, stopping)
+        gevent.spawn(self._progress, stopping, progress)
+
+    def _progress(self, stopping, progress):
+        while not stopping():
+            gevent.sleep(2)
+            runner = self.env.runner
+            progress(runner, runner.stats.total if runner else None)
 
     def _wait(self, idx):
         t0 = time.monotonic()
@@ -229,6 +269,15 @@ class Conductor:
         finally:
             self.finished = True
             gevent.spawn(runner.quit)
+
+
+def first_line(resp, limit):
+    """The first line of a response's body, at most limit characters, for a message."""
+    try:
+        text = (resp.text or "").strip()
+    except Exception:  # noqa: BLE001 - a broken body is still just a message
+        return ""
+    return text.splitlines()[0][:limit] if text else ""
 
 
 def ticker(recorders, stop):

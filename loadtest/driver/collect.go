@@ -176,19 +176,12 @@ func Collect(ctx context.Context, cfg CollectConfig) (*CollectResult, error) {
 			Failures: failures.Load(), Records: n, Target: cfg.Records, Duplicates: duplicates.Load(),
 		}
 	}
-	stop := make(chan struct{})
-	reported := make(chan struct{})
-	go func() {
-		report(stop, start, cfg.ProgressEvery, cfg.Progress, snapshot)
-		close(reported)
-	}()
-	go rec.run(stop)
+	stopReports := startReports(start, cfg.ProgressEvery, cfg.Progress, snapshot, rec)
 	runUsers(runCtx, cfg.Load, &running, task)
 	if errors.Is(context.Cause(runCtx), errDuration) {
 		stopWhy.Store("duration")
 	}
-	close(stop)
-	<-reported
+	stopReports()
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -245,27 +238,14 @@ func shortErr(err error) string {
 func CollectAgents(ctx context.Context, cfgs []CollectConfig, sequential bool) ([]*CollectResult, error) {
 	out := make([]*CollectResult, len(cfgs))
 	errs := make([]error, len(cfgs))
-	one := func(i int) {
+	eachTarget(ctx, len(cfgs), sequential, func(i int) bool {
 		c := cfgs[i]
 		if p := c.Progress; p != nil {
 			label := c.AgentURL
 			c.Progress = func(pr Progress) { pr.Label = label; p(pr) }
 		}
 		out[i], errs[i] = Collect(ctx, c)
-	}
-	if sequential {
-		for i := range cfgs {
-			if ctx.Err() != nil {
-				break
-			}
-			one(i)
-		}
-	} else {
-		var wg sync.WaitGroup
-		for i := range cfgs {
-			wg.Go(func() { one(i) })
-		}
-		wg.Wait()
-	}
+		return true
+	})
 	return out, errors.Join(errs...)
 }

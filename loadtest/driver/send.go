@@ -419,20 +419,13 @@ func Send(ctx context.Context, cfg SendConfig) (*SendResult, error) {
 			Retries: retries.Load(), Rejected: len(q.rejected), GaveUp: len(q.gaveUp), InFlight: len(q.inFlight),
 		}
 	}
-	stop := make(chan struct{})
-	reported := make(chan struct{})
-	go func() {
-		report(stop, start, cfg.ProgressEvery, cfg.Progress, snapshot)
-		close(reported)
-	}()
-	go rec.run(stop)
+	stopReports := startReports(start, cfg.ProgressEvery, cfg.Progress, snapshot, rec)
 	select {
 	case <-q.done: // nothing to send
 	default:
 		runUsers(runCtx, cfg.Load, &running, task)
 	}
-	close(stop)
-	<-reported
+	stopReports()
 
 	res := &SendResult{
 		Requests: requests.Load(), Failures: failures.Load(), Retries: retries.Load(),
@@ -515,7 +508,7 @@ func GroupByVM(items []Item) []VMGroup {
 func SendGroups(ctx context.Context, cfg SendConfig, groups []VMGroup, sequential bool) ([]*SendResult, error) {
 	out := make([]*SendResult, len(groups))
 	errs := make([]error, len(groups))
-	one := func(i int) {
+	eachTarget(ctx, len(groups), sequential, func(i int) bool {
 		c := cfg
 		c.Records = groups[i].Items
 		if cfg.Progress != nil {
@@ -523,23 +516,8 @@ func SendGroups(ctx context.Context, cfg SendConfig, groups []VMGroup, sequentia
 			c.Progress = func(p Progress) { p.Label = label; cfg.Progress(p) }
 		}
 		out[i], errs[i] = Send(ctx, c)
-	}
-	if sequential {
-		for i := range groups {
-			if ctx.Err() != nil {
-				break
-			}
-			one(i)
-			if out[i] != nil && out[i].Stop == "unauthorized" {
-				break
-			}
-		}
-	} else {
-		var wg sync.WaitGroup
-		for i := range groups {
-			wg.Go(func() { one(i) })
-		}
-		wg.Wait()
-	}
+		// A refused token would be refused for the next VM too.
+		return out[i] == nil || out[i].Stop != "unauthorized"
+	})
 	return out, errors.Join(errs...)
 }

@@ -199,6 +199,42 @@ func (r *reporter) fill(p *Progress, now time.Time) {
 	r.last, r.lastReqs = now, p.Requests
 }
 
+// startReports starts a phase's progress reports (see report) and rec's per-second
+// timeline; the function it returns stops both and waits for the final report, so
+// that the phase's result is built after the last Progress.
+func startReports(start time.Time, every time.Duration, fn func(Progress), snapshot func() Progress, rec *recorder) (stop func()) {
+	done := make(chan struct{})
+	reported := make(chan struct{})
+	go func() {
+		report(done, start, every, fn, snapshot)
+		close(reported)
+	}()
+	go rec.run(done)
+	return func() {
+		close(done)
+		<-reported
+	}
+}
+
+// eachTarget runs one(i) for each of n targets (agents or VMs): all at once, or one
+// after another when sequential, stopping before the next one once ctx is canceled
+// or one(i) returns false (then the targets left are not run).
+func eachTarget(ctx context.Context, n int, sequential bool, one func(i int) (next bool)) {
+	if !sequential {
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { one(i) })
+		}
+		wg.Wait()
+		return
+	}
+	for i := range n {
+		if ctx.Err() != nil || !one(i) {
+			return
+		}
+	}
+}
+
 // report runs until stop is closed, calling fn with snapshot() every interval, and
 // once more (Final) at the end with the rate over the whole phase.
 func report(stop <-chan struct{}, start time.Time, every time.Duration, fn func(Progress), snapshot func() Progress) {
