@@ -127,3 +127,35 @@ func page(names []string, size int32, token, field string) ([]string, string, er
 	}
 	return names[from:to], names[to-1], nil
 }
+
+// find returns what m holds under name, or NotFound for that kind of
+// resource; the caller holds the lock that guards m (Server.mu).
+func find[V any](m map[string]*V, kind, name string) (*V, error) {
+	v := m[name]
+	if v == nil {
+		return nil, notFound(kind, name)
+	}
+	return v, nil
+}
+
+// findNamed is find for the calls whose request holds nothing to check but
+// the name (field kind, in collection): it checks the name first, so that a
+// malformed one is InvalidArgument, not NotFound.
+func findNamed[V any](m map[string]*V, kind, collection, name string) (*V, error) {
+	if err := checkName(kind, name, collection); err != nil {
+		return nil, err
+	}
+	return find(m, kind, name)
+}
+
+// inProject returns the names in m (full resource names) that belong to
+// project.
+func inProject[V any](m map[string]V, project string) []string {
+	var names []string
+	for n := range m {
+		if strings.HasPrefix(n, project+"/") {
+			names = append(names, n)
+		}
+	}
+	return names
+}

@@ -16,6 +16,9 @@ func notFound(kind, name string) error {
 	return status.Errorf(codes.NotFound, "vmpulse broker: %s not found: %s", kind, quote(name))
 }
 
+// topic returns the topic called name; b.mu must be held.
+func (b *Server) topic(name string) (*topic, error) { return find(b.topics, "topic", name) }
+
 // CreateTopic creates a topic. message_retention_duration (10 min to 31 days)
 // makes the topic keep its messages for Seek; labels, kms_key_name and
 // message_storage_policy are stored and have no effect; schemas, ingestion and
@@ -55,14 +58,11 @@ func (b *Server) CreateTopic(_ context.Context, req *pb.Topic) (*pb.Topic, error
 
 // GetTopic returns a topic.
 func (b *Server) GetTopic(_ context.Context, req *pb.GetTopicRequest) (*pb.Topic, error) {
-	if err := checkName("topic", req.Topic, "topics"); err != nil {
-		return nil, err
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	t := b.topics[req.Topic]
-	if t == nil {
-		return nil, notFound("topic", req.Topic)
+	t, err := findNamed(b.topics, "topic", "topics", req.Topic)
+	if err != nil {
+		return nil, err
 	}
 	return proto.Clone(t.proto).(*pb.Topic), nil
 }
@@ -101,9 +101,9 @@ func (b *Server) UpdateTopic(_ context.Context, req *pb.UpdateTopicRequest) (*pb
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	t := b.topics[req.Topic.Name]
-	if t == nil {
-		return nil, notFound("topic", req.Topic.Name)
+	t, err := b.topic(req.Topic.Name)
+	if err != nil {
+		return nil, err
 	}
 	for _, p := range req.UpdateMask.Paths {
 		switch p {
@@ -128,14 +128,11 @@ func (b *Server) UpdateTopic(_ context.Context, req *pb.UpdateTopicRequest) (*pb
 // DeleteTopic deletes a topic. Its subscriptions remain, detached (their topic
 // reads _deleted-topic_), with what they hold.
 func (b *Server) DeleteTopic(_ context.Context, req *pb.DeleteTopicRequest) (*emptypb.Empty, error) {
-	if err := checkName("topic", req.Topic, "topics"); err != nil {
-		return nil, err
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	t := b.topics[req.Topic]
-	if t == nil {
-		return nil, notFound("topic", req.Topic)
+	t, err := findNamed(b.topics, "topic", "topics", req.Topic)
+	if err != nil {
+		return nil, err
 	}
 	b.deleteTopic(t)
 	return &emptypb.Empty{}, nil
@@ -148,13 +145,7 @@ func (b *Server) ListTopics(_ context.Context, req *pb.ListTopicsRequest) (*pb.L
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var names []string
-	for n := range b.topics {
-		if strings.HasPrefix(n, req.Project+"/") {
-			names = append(names, n)
-		}
-	}
-	sel, next, err := page(names, req.PageSize, req.PageToken, "page_size")
+	sel, next, err := page(inProject(b.topics, req.Project), req.PageSize, req.PageToken, "page_size")
 	if err != nil {
 		return nil, err
 	}
@@ -167,14 +158,11 @@ func (b *Server) ListTopics(_ context.Context, req *pb.ListTopicsRequest) (*pb.L
 
 // ListTopicSubscriptions lists the names of a topic's subscriptions.
 func (b *Server) ListTopicSubscriptions(_ context.Context, req *pb.ListTopicSubscriptionsRequest) (*pb.ListTopicSubscriptionsResponse, error) {
-	if err := checkName("topic", req.Topic, "topics"); err != nil {
-		return nil, err
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	t := b.topics[req.Topic]
-	if t == nil {
-		return nil, notFound("topic", req.Topic)
+	t, err := findNamed(b.topics, "topic", "topics", req.Topic)
+	if err != nil {
+		return nil, err
 	}
 	names := make([]string, 0, len(t.subs))
 	for _, s := range t.subs {
@@ -220,9 +208,9 @@ func (b *Server) Publish(_ context.Context, req *pb.PublishRequest) (*pb.Publish
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	t := b.topics[req.Topic]
-	if t == nil {
-		return nil, notFound("topic", req.Topic)
+	t, err := b.topic(req.Topic)
+	if err != nil {
+		return nil, err
 	}
 	return &pb.PublishResponse{MessageIds: b.publish(t, req.Messages)}, nil
 }

@@ -1,7 +1,5 @@
 package broker
 
-import "time"
-
 // entryQueue is a ring-buffer deque of entries ready for delivery. Entries that
 // leave the ready state while queued (acked through a seek, evicted, expired)
 // are marked gone and skipped when they reach the head, so removal from the
@@ -78,25 +76,51 @@ func (q *entryQueue) dropGone() {
 	}
 }
 
+// indexedHeap is a binary min-heap whose elements record their own index in
+// it, so that any of them can be removed or re-ordered in O(log n). The
+// deadline heap and the retained heap differ only in their element type.
+type indexedHeap[T heapElem[T]] []T
+
+// heapElem is what an element of an indexedHeap provides.
+type heapElem[T any] interface {
+	before(T) bool  // the heap's order: the least first
+	heapIndex() int // the index last set, -1 when not in the heap
+	setHeapIndex(int)
+}
+
 // deadlineHeap orders outstanding entries by ack deadline (earliest first).
-type deadlineHeap []*entry
+type deadlineHeap = indexedHeap[*entry]
 
-func (h deadlineHeap) less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
+func (e *entry) before(o *entry) bool { return e.deadline.Before(o.deadline) }
+func (e *entry) heapIndex() int       { return e.hidx }
+func (e *entry) setHeapIndex(i int)   { e.hidx = i }
 
-func (h deadlineHeap) swap(i, j int) {
+// seqHeap orders retained-only messages by publication (oldest first), so that
+// the byte cap evicts the oldest of them.
+type seqHeap = indexedHeap[*message]
+
+func (m *message) before(o *message) bool { return m.seq < o.seq }
+func (m *message) heapIndex() int         { return m.roIdx }
+func (m *message) setHeapIndex(i int)     { m.roIdx = i }
+
+func (h indexedHeap[T]) less(i, j int) bool { return h[i].before(h[j]) }
+
+func (h indexedHeap[T]) swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].hidx = i
-	h[j].hidx = j
+	h[i].setHeapIndex(i)
+	h[j].setHeapIndex(j)
 }
 
-func (h *deadlineHeap) push(e *entry) {
-	e.hidx = len(*h)
-	*h = append(*h, e)
-	h.up(e.hidx)
+func (h *indexedHeap[T]) push(x T) {
+	i := len(*h)
+	x.setHeapIndex(i)
+	*h = append(*h, x)
+	h.up(i)
 }
 
-func (h *deadlineHeap) remove(e *entry) {
-	i := e.hidx
+// remove takes x out of the heap; it does nothing when x is not in it.
+func (h *indexedHeap[T]) remove(x T) {
+	i := x.heapIndex()
 	if i < 0 {
 		return
 	}
@@ -104,22 +128,23 @@ func (h *deadlineHeap) remove(e *entry) {
 	if i != last {
 		h.swap(i, last)
 	}
-	(*h)[last] = nil
+	var zero T
+	(*h)[last] = zero
 	*h = (*h)[:last]
-	e.hidx = -1
+	x.setHeapIndex(-1)
 	if i != last {
 		h.fix(i)
 	}
 }
 
-// fix restores the order after the deadline of the entry at i changed.
-func (h deadlineHeap) fix(i int) {
+// fix restores the order after the key of the element at i changed.
+func (h indexedHeap[T]) fix(i int) {
 	if !h.down(i) {
 		h.up(i)
 	}
 }
 
-func (h deadlineHeap) up(i int) {
+func (h indexedHeap[T]) up(i int) {
 	for i > 0 {
 		p := (i - 1) / 2
 		if !h.less(i, p) {
@@ -130,83 +155,7 @@ func (h deadlineHeap) up(i int) {
 	}
 }
 
-func (h deadlineHeap) down(i int) bool {
-	start := i
-	n := len(h)
-	for {
-		l := 2*i + 1
-		if l >= n {
-			break
-		}
-		c := l
-		if r := l + 1; r < n && h.less(r, l) {
-			c = r
-		}
-		if !h.less(c, i) {
-			break
-		}
-		h.swap(i, c)
-		i = c
-	}
-	return i > start
-}
-
-func (h deadlineHeap) earliest() (time.Time, bool) {
-	if len(h) == 0 {
-		return time.Time{}, false
-	}
-	return h[0].deadline, true
-}
-
-// seqHeap orders retained-only messages by publication (oldest first), so that
-// the byte cap evicts the oldest of them.
-type seqHeap []*message
-
-func (h seqHeap) less(i, j int) bool { return h[i].seq < h[j].seq }
-
-func (h seqHeap) swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].roIdx = i
-	h[j].roIdx = j
-}
-
-func (h *seqHeap) push(m *message) {
-	m.roIdx = len(*h)
-	*h = append(*h, m)
-	h.up(m.roIdx)
-}
-
-func (h *seqHeap) remove(m *message) {
-	i := m.roIdx
-	if i < 0 {
-		return
-	}
-	last := len(*h) - 1
-	if i != last {
-		h.swap(i, last)
-	}
-	(*h)[last] = nil
-	*h = (*h)[:last]
-	m.roIdx = -1
-	if i != last {
-		if !h.down(i) {
-			h.up(i)
-		}
-	}
-}
-
-func (h seqHeap) up(i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if !h.less(i, p) {
-			return
-		}
-		h.swap(i, p)
-		i = p
-	}
-}
-
-func (h seqHeap) down(i int) bool {
+func (h indexedHeap[T]) down(i int) bool {
 	start := i
 	n := len(h)
 	for {

@@ -625,8 +625,11 @@ func (b *Server) requeue(s *subscription, e *entry) {
 
 // armTimer makes sure s's timer fires at its earliest ack deadline.
 func (b *Server) armTimer(s *subscription) {
-	at, ok := s.deadlines.earliest()
-	if !ok || b.closed || (s.timerArmed && !at.Before(s.timerAt)) {
+	if len(s.deadlines) == 0 || b.closed {
+		return
+	}
+	at := s.deadlines[0].deadline
+	if s.timerArmed && !at.Before(s.timerAt) {
 		return
 	}
 	d := time.Until(at)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
@@ -132,9 +131,9 @@ func (b *Server) CreateSubscription(_ context.Context, req *pb.Subscription) (*p
 	if b.subs[req.Name] != nil {
 		return nil, status.Errorf(codes.AlreadyExists, "vmpulse broker: subscription already exists: %s", quote(req.Name))
 	}
-	t := b.topics[req.Topic]
-	if t == nil {
-		return nil, notFound("topic", req.Topic)
+	t, err := b.topic(req.Topic)
+	if err != nil {
+		return nil, err
 	}
 	s.topic = t
 	s.created = b.wallNow()
@@ -156,22 +155,13 @@ func (s *subscription) snapshot() *pb.Subscription {
 }
 
 // sub returns the subscription called name; b.mu must be held.
-func (b *Server) sub(name string) (*subscription, error) {
-	s := b.subs[name]
-	if s == nil {
-		return nil, notFound("subscription", name)
-	}
-	return s, nil
-}
+func (b *Server) sub(name string) (*subscription, error) { return find(b.subs, "subscription", name) }
 
 // GetSubscription returns a subscription.
 func (b *Server) GetSubscription(_ context.Context, req *pb.GetSubscriptionRequest) (*pb.Subscription, error) {
-	if err := checkName("subscription", req.Subscription, "subscriptions"); err != nil {
-		return nil, err
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	s, err := b.sub(req.Subscription)
+	s, err := findNamed(b.subs, "subscription", "subscriptions", req.Subscription)
 	if err != nil {
 		return nil, err
 	}
@@ -268,13 +258,7 @@ func (b *Server) ListSubscriptions(_ context.Context, req *pb.ListSubscriptionsR
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var names []string
-	for n := range b.subs {
-		if strings.HasPrefix(n, req.Project+"/") {
-			names = append(names, n)
-		}
-	}
-	sel, next, err := page(names, req.PageSize, req.PageToken, "page_size")
+	sel, next, err := page(inProject(b.subs, req.Project), req.PageSize, req.PageToken, "page_size")
 	if err != nil {
 		return nil, err
 	}
@@ -288,12 +272,9 @@ func (b *Server) ListSubscriptions(_ context.Context, req *pb.ListSubscriptionsR
 // DeleteSubscription deletes a subscription; its open streams and waiting
 // pulls end with NotFound.
 func (b *Server) DeleteSubscription(_ context.Context, req *pb.DeleteSubscriptionRequest) (*emptypb.Empty, error) {
-	if err := checkName("subscription", req.Subscription, "subscriptions"); err != nil {
-		return nil, err
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	s, err := b.sub(req.Subscription)
+	s, err := findNamed(b.subs, "subscription", "subscriptions", req.Subscription)
 	if err != nil {
 		return nil, err
 	}
@@ -358,52 +339,48 @@ func checkModackSeconds(field string, secs []int32) error {
 // Acknowledge acknowledges delivered messages. Ids of messages acknowledged,
 // redelivered or seeked over since are ignored, as the service may do.
 func (b *Server) Acknowledge(_ context.Context, req *pb.AcknowledgeRequest) (*emptypb.Empty, error) {
-	if err := checkName("subscription", req.Subscription, "subscriptions"); err != nil {
+	if err := checkAckRequest(req.Subscription, req.AckIds); err != nil {
 		return nil, err
 	}
-	if len(req.AckIds) == 0 {
-		return nil, invalid("ack_ids", "at least one ack id is required")
-	}
-	if err := checkAckIDs("ack_ids", req.AckIds); err != nil {
-		return nil, err
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s, err := b.sub(req.Subscription)
-	if err != nil {
-		return nil, err
-	}
-	for _, id := range req.AckIds {
-		b.ack(s, id)
-	}
-	s.lastActive = b.now()
-	return &emptypb.Empty{}, nil
+	return b.eachAckID(req.Subscription, req.AckIds, b.ack)
 }
 
 // ModifyAckDeadline sets the deadline of delivered messages to now plus
 // ack_deadline_seconds (0 to 600); 0 redelivers them at once (a nack).
 func (b *Server) ModifyAckDeadline(_ context.Context, req *pb.ModifyAckDeadlineRequest) (*emptypb.Empty, error) {
-	if err := checkName("subscription", req.Subscription, "subscriptions"); err != nil {
-		return nil, err
-	}
-	if len(req.AckIds) == 0 {
-		return nil, invalid("ack_ids", "at least one ack id is required")
-	}
-	if err := checkAckIDs("ack_ids", req.AckIds); err != nil {
+	if err := checkAckRequest(req.Subscription, req.AckIds); err != nil {
 		return nil, err
 	}
 	if err := checkModackSeconds("ack_deadline_seconds", []int32{req.AckDeadlineSeconds}); err != nil {
 		return nil, err
 	}
 	d := time.Duration(req.AckDeadlineSeconds) * time.Second
+	return b.eachAckID(req.Subscription, req.AckIds, func(s *subscription, id string) { b.modack(s, id, d) })
+}
+
+// checkAckRequest checks what Acknowledge and ModifyAckDeadline have in
+// common: the subscription's name and at least one ack id, all of this server.
+func checkAckRequest(sub string, ids []string) error {
+	if err := checkName("subscription", sub, "subscriptions"); err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return invalid("ack_ids", "at least one ack id is required")
+	}
+	return checkAckIDs("ack_ids", ids)
+}
+
+// eachAckID applies fn to each of ids on the subscription called name and
+// counts the call as activity, which postpones the subscription's expiration.
+func (b *Server) eachAckID(name string, ids []string, fn func(s *subscription, id string)) (*emptypb.Empty, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	s, err := b.sub(req.Subscription)
+	s, err := b.sub(name)
 	if err != nil {
 		return nil, err
 	}
-	for _, id := range req.AckIds {
-		b.modack(s, id, d)
+	for _, id := range ids {
+		fn(s, id)
 	}
 	s.lastActive = b.now()
 	return &emptypb.Empty{}, nil
