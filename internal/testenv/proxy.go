@@ -44,16 +44,3 @@ func StartLatencyProxy(upstream string, rtt time.Duration) (addr string, stop fu
 	}
 	return p.Listen, p.Stop, nil
 }
-
-// Proxy starts a Toxiproxy proxy to upstream on a free loopback port, for tests
-// that inject faults (add toxics, or Stop and Start it to cut the link).
-func Proxy(tb testing.TB, upstream string) *toxiproxy.Proxy {
-	tb.Helper()
-	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
-	p := toxiproxy.NewProxy(srv, Unique("proxy"), "127.0.0.1:0", upstream)
-	if err := p.Start(); err != nil {
-		tb.Fatalf("proxy to %s: %v", upstream, err)
-	}
-	tb.Cleanup(p.Stop)
-	return p
-}
