@@ -10,7 +10,9 @@
 # per connection, relay CPU per delivered byte, and items missed by clients that
 # stayed connected. RELAY_BIN=/path/to/an/older/vmpulse-relay measures another
 # build with the same command; RELAY_BIN=old,new measures both in turn for each
-# client count (a before/after in one run). BENCH_RELAY_FLAGS passes more flags to relaybench
+# client count (a before/after in one run); RELAY_BIN=minimal,bin/vmpulse-relay
+# measures the minimal shared-frame design of the same protocol first and prints
+# the relay's CPU per byte as a ratio to it. BENCH_RELAY_FLAGS passes more flags to relaybench
 # (-compress: clients offer permessage-deflate as browsers do; -duration 60s;
 # -relay-flags "...").
 

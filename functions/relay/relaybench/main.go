@@ -60,9 +60,13 @@ type options struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == serveMinimalArg {
+		serveMinimal(os.Args[2:])
+		return
+	}
 	var o options
 	var clients, relays string
-	flag.StringVar(&relays, "relay", "bin/vmpulse-relay", "the relay binary to measure; several, comma-separated, are measured in turn for each client count (before/after in one run)")
+	flag.StringVar(&relays, "relay", "bin/vmpulse-relay", "the relay binary to measure; several, comma-separated, are measured in turn for each client count (before/after in one run); \"minimal\" is the reference design of the same protocol (minimal.go), whose CPU per byte is the limit")
 	flag.StringVar(&clients, "clients", "1000,2500,5000", "comma-separated client counts, one run each")
 	flag.IntVar(&o.rate, "rate", 100, "records published per second")
 	flag.DurationVar(&o.duration, "duration", 30*time.Second, "measurement window per run")
@@ -95,6 +99,10 @@ func main() {
 		fatal(fmt.Errorf("-rate %d: must be within 1..10000", o.rate))
 	}
 	for _, r := range strings.Split(relays, ",") {
+		if r == minimalRelay {
+			o.relays = append(o.relays, r)
+			continue
+		}
 		if _, err := os.Stat(r); err != nil {
 			fatal(fmt.Errorf("-relay %s: %w (build it with `make build`)", r, err))
 		}
@@ -120,7 +128,10 @@ func main() {
 	}
 	fmt.Println("| relay | clients | connected | dropped | records/s | delivered MB/s | broker only p50 / p99 ms | p50 ms | p99 ms 1st half | p99 ms 2nd half | max ms | RSS/conn KiB | RSS/conn KiB excl. shared | relay CPU % | relay ns/B | wire B/item | missed | bench CPU % | SIGTERM→exit ms |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	var ratios []string
 	for _, n := range o.clients {
+		ref := -1.0 // the reference relay's ns/B at this client count
+		got := map[int]float64{}
 		for i, relay := range o.relays {
 			o.relay = relay
 			r, err := runOnce(o, n)
@@ -131,7 +142,20 @@ func main() {
 			for why, k := range r.dropReasons {
 				fmt.Printf("|   | dropped ×%d: %s |\n", k, why)
 			}
+			if relay == minimalRelay {
+				ref = r.nsPerByte
+			} else {
+				got[i] = r.nsPerByte
+			}
 		}
+		for i, v := range got {
+			if ref > 0 {
+				ratios = append(ratios, fmt.Sprintf("%d clients: relay %c %.2f ns/B ÷ minimal %.2f ns/B = %.2f", n, 'A'+i, v, ref, v/ref))
+			}
+		}
+	}
+	for _, r := range ratios {
+		fmt.Println(r)
 	}
 	fmt.Printf("load average at the end: %s\n", loadavg())
 }
@@ -167,19 +191,27 @@ type relayProc struct {
 }
 
 func startRelay(o options, topic string, n int) (*relayProc, string, error) {
-	help, _ := exec.Command(o.relay, "-h").CombinedOutput()
+	bin, args := o.relay, []string{}
+	var help []byte
+	if bin == minimalRelay {
+		bin, args = os.Args[0], []string{serveMinimalArg}
+	} else {
+		help, _ = exec.Command(bin, "-h").CombinedOutput()
+	}
 	has := func(f string) bool {
 		return bytes.Contains(help, []byte("-"+f+" ")) || bytes.Contains(help, []byte("-"+f+"\n"))
 	}
-	args := []string{"-addr", "127.0.0.1:0", "-max-clients", strconv.Itoa(n + 100)}
+	args = append(args, "-addr", "127.0.0.1:0", "-max-clients", strconv.Itoa(n+100))
 	if has("max-per-ip") {
 		args = append(args, "-max-per-ip", "0")
 	}
 	if has("metrics-addr") {
 		args = append(args, "-metrics-addr", "127.0.0.1:0")
 	}
-	args = append(args, strings.Fields(o.relayFlags)...)
-	cmd := exec.Command(o.relay, args...)
+	if bin == o.relay {
+		args = append(args, strings.Fields(o.relayFlags)...)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "PUBSUB_EMULATOR_HOST="+o.emulator, "PUBSUB_PROJECT=vmpulse-bench", "PUBSUB_TOPIC="+topic)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -2,8 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"testing"
 	"time"
+
+	"github.com/vmpulse/vmpulse/internal/testenv"
 )
 
 // TestRecordShape: the benchmark's records are valid JSON of about the asked
@@ -73,5 +76,31 @@ func TestScannerFindsEveryIDOnceAcrossChunks(t *testing.T) {
 		if total != n {
 			t.Fatalf("chunks of %d: %d latencies for %d ids", size, total, n)
 		}
+	}
+}
+
+// TestMain lets the test binary serve as the reference relay, as relaybench
+// itself does when runOnce starts it.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == serveMinimalArg {
+		serveMinimal(os.Args[2:])
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// TestMinimalRelayDelivers: the reference design the relay's CPU per byte is
+// judged against really delivers every record to every client, and its figures
+// come out of the same measurement as the relay's.
+func TestMinimalRelayDelivers(t *testing.T) {
+	o := options{relay: minimalRelay, rate: 50, duration: 3 * time.Second, warmup: time.Second,
+		emulator: testenv.PubsubEmulator(t), size: 950, parallel: 20}
+	r, err := runOnce(o, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s", r)
+	if r.connected != 20 || r.dropped != 0 || r.missed != 0 || r.nsPerByte <= 0 || r.wirePerItem < 900 {
+		t.Fatalf("minimal relay: %d connected, %d dropped, %d missed, %.2f ns/B, %.0f B/item", r.connected, r.dropped, r.missed, r.nsPerByte, r.wirePerItem)
 	}
 }
