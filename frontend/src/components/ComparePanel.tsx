@@ -7,7 +7,7 @@ import { formatDuration, windowLabel } from '../lib/format';
 import { fmt, vmLabel, type Key, type Lang, type T } from '../lib/i18n';
 import { VERDICT_ORDER } from '../lib/verdict';
 import type { CompareRow, CompareView } from '../lib/views';
-import { chartAxes, observeWidth } from './LiveChart';
+import { chartAxes, useUPlot } from './LiveChart';
 import { SourceBadge, VERDICT_CLASS } from './Panels';
 
 type SortKey = 'vm' | 'machineType' | 'source' | 'cpuP95' | 'ramPeak' | 'procs' | 'verdict';
@@ -148,21 +148,19 @@ function ComparePanelView(props: {
 /** CompareChart: one line per charted VM (one-second means), 0..100 %, one x range. */
 function CompareChart({ testId, title, view, pick }: { testId: string; title: string; view: CompareView; pick: 'cpu' | 'ram' }) {
   const host = useRef<HTMLDivElement>(null);
-  const plot = useRef<uPlot | null>(null);
   const range = useRef<[number, number]>([view.fromT, view.toT]);
   range.current = [view.fromT, view.toT];
   // the plot is rebuilt only when the set of lines changes
   const shape = view.lines.map((l) => `${l.vm}\u0000${l.color}`).join('\u0001');
   const height = 180;
 
-  useLayoutEffect(() => {
-    const el = host.current;
-    if (!el) return;
+  // view.lines is read for the shape only; the data goes in below
+  const plot = useUPlot(host, height, (el, width) => {
     const series: uPlot.Series[] = [{}];
     for (const l of view.lines) series.push({ label: l.vm, stroke: l.color, width: 2, points: { show: false } });
-    const u = new uPlot(
+    return new uPlot(
       {
-        width: Math.max(200, el.clientWidth),
+        width,
         height,
         legend: { show: false },
         cursor: { drag: { x: false, y: false }, points: { size: 5 } },
@@ -173,14 +171,6 @@ function CompareChart({ testId, title, view, pick }: { testId: string; title: st
       [[], ...view.lines.map(() => [])],
       el,
     );
-    plot.current = u;
-    const unobserve = observeWidth(u, el, height);
-    return () => {
-      unobserve();
-      u.destroy();
-      plot.current = null;
-    };
-    // view.lines is read for the shape only; the data goes in below
   }, [shape]);
 
   useLayoutEffect(() => {

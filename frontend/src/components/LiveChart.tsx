@@ -2,7 +2,7 @@
 // zero-copy subarrays of the store's buffers; the x range is the selected window
 // ending at the newest sample, the y range is fixed at 0..100 % so the height of the
 // line means the same thing in every window.
-import { useLayoutEffect, useRef } from 'react';
+import { useLayoutEffect, useRef, type DependencyList, type RefObject } from 'react';
 import uPlot from 'uplot';
 import { formatClock } from '../lib/format';
 import { gapThreshold, timeGaps } from '../lib/stats';
@@ -45,13 +45,41 @@ export function chartAxes(): uPlot.Axis[] {
 }
 
 /** observeWidth keeps the plot as wide as its host; returns the cleanup. */
-export function observeWidth(u: uPlot, el: HTMLElement, height: number): () => void {
+function observeWidth(u: uPlot, el: HTMLElement, height: number): () => void {
   const ro = new ResizeObserver(() => {
     const w = Math.max(200, el.clientWidth);
     if (w !== u.width) u.setSize({ width: w, height });
   });
   ro.observe(el);
   return () => ro.disconnect();
+}
+
+/**
+ * useUPlot builds a chart in host's element with build (given the element and its
+ * width), keeps it as wide as the element, and destroys it when deps change or the
+ * component goes. It returns the ref holding the current chart, for setData.
+ */
+export function useUPlot(
+  host: RefObject<HTMLDivElement | null>,
+  height: number,
+  build: (el: HTMLDivElement, width: number) => uPlot,
+  deps: DependencyList,
+): RefObject<uPlot | null> {
+  const plot = useRef<uPlot | null>(null);
+  useLayoutEffect(() => {
+    const el = host.current;
+    if (!el) return;
+    const u = build(el, Math.max(200, el.clientWidth));
+    plot.current = u;
+    const unobserve = observeWidth(u, el, height);
+    return () => {
+      unobserve();
+      u.destroy();
+      plot.current = null;
+    };
+    // build is a fresh closure each render: deps say when the chart changes
+  }, [...deps, height]);
+  return plot;
 }
 
 export interface LiveChartProps {
@@ -69,15 +97,12 @@ export interface LiveChartProps {
 
 export function LiveChart({ testId, label, color, t, y, yAvg, fromT, toT, height = 200 }: LiveChartProps) {
   const host = useRef<HTMLDivElement>(null);
-  const plot = useRef<uPlot | null>(null);
   const range = useRef<[number, number]>([fromT, toT]);
   range.current = [fromT, toT];
 
-  useLayoutEffect(() => {
-    const el = host.current;
-    if (!el) return;
+  const plot = useUPlot(host, height, (el, width) => {
     const opts: uPlot.Options = {
-      width: Math.max(200, el.clientWidth),
+      width,
       height,
       legend: { show: false },
       cursor: { drag: { x: false, y: false }, points: { size: 6 } },
@@ -105,15 +130,8 @@ export function LiveChart({ testId, label, color, t, y, yAvg, fromT, toT, height
         },
       ],
     };
-    const u = new uPlot(opts, [new Float64Array(0), new Float32Array(0), new Float32Array(0)], el);
-    plot.current = u;
-    const unobserve = observeWidth(u, el, height);
-    return () => {
-      unobserve();
-      u.destroy();
-      plot.current = null;
-    };
-  }, [label, color, height]);
+    return new uPlot(opts, [new Float64Array(0), new Float32Array(0), new Float32Array(0)], el);
+  }, [label, color]);
 
   // layout effect: the new data is drawn in the same frame as the numbers around it
   useLayoutEffect(() => {
