@@ -12,10 +12,11 @@ import (
 )
 
 // embeddedMySQL is an in-memory MySQL-compatible server (dolthub/go-mysql-server):
-// the stack's fallback database when MariaDB is not installed (-database embedded). It speaks the MySQL wire
-// protocol on loopback, so the routes use the same driver and SQL as in
-// production. Its data lives in memory and is gone when the stack stops. Only the
-// local stack imports it: production binaries do not carry it.
+// the stack's fallback database when MariaDB is not installed, or with
+// -database embedded. It speaks the MySQL wire protocol on loopback, so the
+// routes use the same driver and SQL as in production. Its data lives in memory
+// and is gone when the stack stops. Only the local stack imports it: production
+// binaries do not carry it.
 type embeddedMySQL struct {
 	srv  *server.Server
 	addr string
