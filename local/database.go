@@ -7,9 +7,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/vmpulse/vmpulse/internal/mariadbd"
@@ -64,16 +61,12 @@ func (s *Stack) startDatabase(ctx context.Context, cfg Config) (string, error) {
 	ln.Close() // mariadbd binds it next
 
 	start := time.Now()
-	root := cfg.MariaDBCache
-	if root == "" {
-		root = mariadbd.CacheRoot()
-	}
-	tpl, err := mariadbd.CachedTemplate(root)
+	tpl, err := mariadbd.CachedTemplate(mariadbd.CacheRoot())
 	if err != nil {
 		return "", fmt.Errorf("MariaDB for the stack: %w (or run with -database embedded)", err)
 	}
 	removeStale(log)
-	dir, err := os.MkdirTemp("", staleGlob[:len(staleGlob)-1])
+	dir, err := os.MkdirTemp("", dataDirPrefix)
 	if err != nil {
 		return "", fmt.Errorf("MariaDB for the stack: %w", err)
 	}
@@ -93,22 +86,17 @@ func (s *Stack) startDatabase(ctx context.Context, cfg Config) (string, error) {
 	return srv.DSN(cfg.DBName), nil
 }
 
-// staleGlob matches the data directories of the stacks' MariaDB servers.
-const staleGlob = "vmpulse-mariadb-*"
+// dataDirPrefix names the temporary directories of the stacks' MariaDB servers.
+const dataDirPrefix = "vmpulse-mariadb-"
 
 // removeStale deletes data directories that stacks killed without a chance to
 // clean up left behind: no live server in them, untouched for a minute.
 func removeStale(log *slog.Logger) {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), staleGlob))
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dataDirPrefix+"*"))
 	for _, d := range dirs {
 		st, err := os.Stat(d)
-		if err != nil || time.Since(st.ModTime()) < time.Minute {
+		if err != nil || time.Since(st.ModTime()) < time.Minute || mariadbd.Running(d) {
 			continue
-		}
-		if b, err := os.ReadFile(filepath.Join(d, "mariadbd.pid")); err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && syscall.Kill(pid, 0) == nil {
-				continue // a server runs there
-			}
 		}
 		if err := os.RemoveAll(d); err == nil {
 			log.Info("removed a data directory left by a stack that did not stop cleanly", "dir", d)

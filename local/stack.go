@@ -42,10 +42,7 @@ type Config struct {
 	MySQLDSN, PubsubEmulator string
 	// Database is the stack's own MySQL when MySQLDSN is empty: DatabaseMariaDB,
 	// DatabaseEmbedded, or DatabaseAuto ("", the default: MariaDB when installed).
-	Database string
-	// MariaDBCache is where the MariaDB template data directory is kept between
-	// runs ("": mariadbd.CacheRoot()).
-	MariaDBCache           string
+	Database               string
 	Project, Topic, DBName string
 
 	VM            string

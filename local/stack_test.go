@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -387,13 +388,13 @@ func TestOwnMariaDBGoesWithTheStack(t *testing.T) {
 func TestStaleDataDirectoriesGo(t *testing.T) {
 	old := time.Now().Add(-2 * time.Minute)
 	mk := func(pid int, mtime time.Time) string {
-		d, err := os.MkdirTemp("", staleGlob[:len(staleGlob)-1])
+		d, err := os.MkdirTemp("", dataDirPrefix)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { os.RemoveAll(d) })
 		if pid != 0 {
-			os.WriteFile(d+"/mariadbd.pid", []byte(fmt.Sprintln(pid)), 0o644)
+			os.WriteFile(filepath.Join(d, mariadbd.PIDFile), []byte(fmt.Sprintln(pid)), 0o644)
 		}
 		os.Chtimes(d, mtime, mtime)
 		return d

@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -141,6 +142,20 @@ func CachedTemplate(root string) (*Template, error) {
 	return tpl, nil
 }
 
+// PIDFile is the file in a server's directory that holds its process id while
+// it runs.
+const PIDFile = "mariadbd.pid"
+
+// Running reports whether a server runs in dir: its PIDFile names a live process.
+func Running(dir string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, PIDFile))
+	if err != nil {
+		return false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	return err == nil && pid > 0 && syscall.Kill(pid, 0) == nil
+}
+
 // Server is one private mariadbd on 127.0.0.1.
 type Server struct {
 	Name    string
@@ -213,7 +228,7 @@ func (s *Server) Start(ctx context.Context) error {
 		"--port="+strconv.Itoa(s.Port),
 		"--bind-address=127.0.0.1",
 		"--socket="+filepath.Join(s.Dir, "sock"),
-		"--pid-file="+filepath.Join(s.Dir, "mariadbd.pid"),
+		"--pid-file="+filepath.Join(s.Dir, PIDFile),
 	)
 	args = append(args, rootArgs()...)
 	args = append(args, s.Extra...)
