@@ -68,20 +68,26 @@ func TestMain(m *testing.M) {
 		serveLatencyProxy(up)
 		return
 	}
+	stop := func() {}
 	if os.Getenv("BENCH_SPLIT") == "1" {
-		stop, err := splitCores()
-		if err != nil {
+		var err error
+		if stop, err = splitCores(); err != nil {
 			fmt.Fprintln(os.Stderr, "BENCH_SPLIT:", err)
 			os.Exit(1)
 		}
-		code := m.Run()
-		printRatios()
-		stop()
-		os.Exit(code)
 	}
 	code := m.Run()
 	printRatios()
+	stop()
 	os.Exit(code)
+}
+
+// pin moves every thread of process pid to cpu.
+func pin(cpu, pid int) error {
+	if out, err := exec.Command("taskset", "-a", "-c", "-p", strconv.Itoa(cpu), strconv.Itoa(pid)).CombinedOutput(); err != nil {
+		return fmt.Errorf("taskset %d to CPU %d: %v: %s", pid, cpu, err, out)
+	}
+	return nil
 }
 
 var (
@@ -117,8 +123,8 @@ func splitProxy(b *testing.B, rtt time.Duration) string {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { stdin.Close(); cmd.Wait() })
-	if o, err := exec.Command("taskset", "-a", "-c", "-p", "1", strconv.Itoa(cmd.Process.Pid)).CombinedOutput(); err != nil {
-		b.Fatalf("taskset: %v: %s", err, o)
+	if err := pin(1, cmd.Process.Pid); err != nil {
+		b.Fatal(err)
 	}
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
@@ -147,11 +153,9 @@ func splitCores() (stop func(), err error) {
 		return nil, err
 	}
 	stop = func() { srv.Stop(10 * time.Second); os.RemoveAll(dir) }
-	for _, pin := range []struct{ cpu, pid string }{{"1", strconv.Itoa(srv.PID())}, {"0", strconv.Itoa(os.Getpid())}} {
-		if out, err := exec.Command("taskset", "-a", "-c", "-p", pin.cpu, pin.pid).CombinedOutput(); err != nil {
-			stop()
-			return nil, fmt.Errorf("taskset %s: %v: %s", pin.pid, err, out)
-		}
+	if err := errors.Join(pin(1, srv.PID()), pin(0, os.Getpid())); err != nil {
+		stop()
+		return nil, err
 	}
 	runtime.GOMAXPROCS(1)
 	os.Setenv("VMPULSE_TEST_MYSQL", srv.DSN(""))
