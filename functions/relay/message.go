@@ -79,31 +79,40 @@ func (s *Service) heartbeat(m pubsub.Message, now time.Time) bool {
 		}
 		st = &hbState{}
 		s.hb[m.Instance] = st
-	} else {
-		if !sent.After(st.last) { // a redelivery, or out of order
-			return false
-		}
-		gap := sent.Sub(st.last)
-		reason := ""
-		switch {
-		case m.Seq > 0 && st.seq > 0 && m.Seq > st.seq+1:
-			reason = fmt.Sprintf("heartbeats %d to %d of %s missing", st.seq+1, m.Seq-1, m.Instance)
-		case st.every > 0 && gap > st.every*5/2:
-			reason = fmt.Sprintf("heartbeats of %s missing for %v", m.Instance, gap.Round(time.Second))
-		}
-		if reason != "" {
-			s.m.heartbeatGaps.Inc()
-			s.requestRestart(reason, st.last.Add(-restartOverlap))
-		}
-		if m.Every == 0 && (st.every == 0 || gap < st.every) {
-			st.every = max(gap, s.cfg.heartbeatFloor)
-		}
+	} else if !sent.After(st.last) { // a redelivery, or out of order
+		return false
+	} else if reason := st.missing(m); reason != "" {
+		s.m.heartbeatGaps.Inc()
+		s.requestRestart(reason, st.last.Add(-restartOverlap))
 	}
-	if m.Every > 0 {
-		st.every = max(m.Every, s.cfg.heartbeatFloor)
-	}
+	st.pace(m, s.cfg.heartbeatFloor)
 	st.last, st.seen, st.seq = sent, now, m.Seq
 	return true
+}
+
+// missing says which heartbeats of the instance went missing before m, the next
+// one that arrived ("" when none did).
+func (st *hbState) missing(m pubsub.Message) string {
+	gap := m.StoredAt.Sub(st.last)
+	switch {
+	case m.Seq > 0 && st.seq > 0 && m.Seq > st.seq+1:
+		return fmt.Sprintf("heartbeats %d to %d of %s missing", st.seq+1, m.Seq-1, m.Instance)
+	case st.every > 0 && gap > st.every*5/2:
+		return fmt.Sprintf("heartbeats of %s missing for %v", m.Instance, gap.Round(time.Second))
+	}
+	return ""
+}
+
+// pace sets the instance's pace from m: the one it announces, or, for
+// heartbeats of earlier releases, the shortest interval seen (never below
+// floor).
+func (st *hbState) pace(m pubsub.Message, floor time.Duration) {
+	switch gap := m.StoredAt.Sub(st.last); {
+	case m.Every > 0:
+		st.every = max(m.Every, floor)
+	case !st.last.IsZero() && (st.every == 0 || gap < st.every):
+		st.every = max(gap, floor)
+	}
 }
 
 // hbState is what the relay knows of one route instance's heartbeats.
