@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/vmpulse/vmpulse/internal/mariadbd"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 
 	driver "github.com/go-sql-driver/mysql"
 
+	"github.com/vmpulse/vmpulse/internal/mariadbd"
 	"github.com/vmpulse/vmpulse/internal/testenv"
 	loaddriver "github.com/vmpulse/vmpulse/loadtest/driver"
 )

@@ -3,13 +3,14 @@ package faults
 import (
 	"context"
 	"fmt"
-	"github.com/vmpulse/vmpulse/internal/mariadbd"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	loaddriver "github.com/vmpulse/vmpulse/loadtest/driver"
+
+	"github.com/vmpulse/vmpulse/internal/mariadbd"
 )
 
 // TestSoak runs the pipeline at the assignment's phase-2 rate (150 users waiting

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/vmpulse/vmpulse/internal/mariadbd"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/vmpulse/vmpulse/functions/pubsub"
 	"github.com/vmpulse/vmpulse/functions/split"
+	"github.com/vmpulse/vmpulse/internal/mariadbd"
 	"github.com/vmpulse/vmpulse/loadtest/driver"
 )
 

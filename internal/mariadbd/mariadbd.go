@@ -81,19 +81,26 @@ func Find() (Binaries, error) {
 	return b, nil
 }
 
-// Template is a data directory made by mariadb-install-db (about 9 s here,
-// mostly fsync) and copied for each server (a fraction of a second).
+// Template is a data directory made by mariadb-install-db (about 9 s on the
+// 2-core machine the fault suite was measured on, mostly fsync) and copied for
+// each server (a fraction of a second).
 type Template struct {
 	Dir     string
 	Bin     Binaries
 	Elapsed time.Duration // how long the install took (0 when reused)
 }
 
-// NewTemplate installs a template data directory at dir, which must not exist.
-func NewTemplate(bin Binaries, dir string) (*Template, error) {
+// installArgs are mariadb-install-db's options besides the data directory; the
+// template cache is keyed by them.
+func installArgs() []string {
+	args := append([]string{"--auth-root-authentication-method=normal", "--skip-test-db"}, baseArgs...)
+	return append(args, rootArgs()...)
+}
+
+// newTemplate installs a template data directory at dir, which must not exist.
+func newTemplate(bin Binaries, dir string) (*Template, error) {
 	start := time.Now()
-	args := append([]string{"--datadir=" + dir, "--auth-root-authentication-method=normal", "--skip-test-db"}, baseArgs...)
-	args = append(args, rootArgs()...)
+	args := append([]string{"--datadir=" + dir}, installArgs()...)
 	cmd := exec.Command(bin.Install, args...)
 	// mariadb-install-db looks for mariadbd on PATH and in its own directory.
 	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(bin.Server)+string(os.PathListSeparator)+os.Getenv("PATH"))
@@ -115,7 +122,8 @@ func CachedTemplate(root string) (*Template, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s --version: %w", bin.Server, err)
 	}
-	sum := sha256.Sum256(append(out, []byte(fmt.Sprint(os.Geteuid()))...))
+	// Another MariaDB, user or set of options makes another template.
+	sum := sha256.Sum256(fmt.Appendf(out, "%d %q", os.Geteuid(), installArgs()))
 	dir := filepath.Join(root, "mariadb-template-"+hex.EncodeToString(sum[:6]))
 	if _, err := os.Stat(filepath.Join(dir, "mysql")); err == nil {
 		return &Template{Dir: dir, Bin: bin}, nil
@@ -128,7 +136,7 @@ func CachedTemplate(root string) (*Template, error) {
 		return nil, fmt.Errorf("MariaDB template cache: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	tpl, err := NewTemplate(bin, filepath.Join(tmp, "data"))
+	tpl, err := newTemplate(bin, filepath.Join(tmp, "data"))
 	if err != nil {
 		return nil, err
 	}
@@ -179,6 +187,9 @@ func New(ctx context.Context, tpl *Template, dir, name string, port int, extra .
 		return nil, err
 	}
 	data := filepath.Join(dir, "data")
+	if _, err := os.Stat(data); err == nil { // cp would copy the template inside it
+		return nil, fmt.Errorf("MariaDB data directory %s exists already", data)
+	}
 	if out, err := exec.Command("cp", "-a", tpl.Dir, data).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("copy the MariaDB template: %w: %s", err, out)
 	}
