@@ -130,8 +130,8 @@ func main() {
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	var ratios []string
 	for _, n := range o.clients {
-		ref := -1.0 // the reference relay's ns/B at this client count
-		got := map[int]float64{}
+		ref := -1.0              // the reference relay's ns/B at this client count
+		got := map[int]float64{} // relay index → its ns/B
 		for i, relay := range o.relays {
 			o.relay = relay
 			r, err := runOnce(o, n)
@@ -148,8 +148,8 @@ func main() {
 				got[i] = r.nsPerByte
 			}
 		}
-		for i, v := range got {
-			if ref > 0 {
+		for i := range o.relays { // in the relays' order
+			if v, ok := got[i]; ok && ref > 0 {
 				ratios = append(ratios, fmt.Sprintf("%d clients: relay %c %.2f ns/B ÷ minimal %.2f ns/B = %.2f", n, 'A'+i, v, ref, v/ref))
 			}
 		}
@@ -208,7 +208,7 @@ func startRelay(o options, topic string, n int) (*relayProc, string, error) {
 	if has("metrics-addr") {
 		args = append(args, "-metrics-addr", "127.0.0.1:0")
 	}
-	if bin == o.relay {
+	if o.relay != minimalRelay {
 		args = append(args, strings.Fields(o.relayFlags)...)
 	}
 	cmd := exec.Command(bin, args...)

@@ -35,6 +35,23 @@ const serveMinimalArg = "-serve-minimal"
 // minimalRelay is the path the -relay list uses for the reference relay.
 const minimalRelay = "minimal"
 
+// logLine writes one log line in the real relay's JSON format, the one
+// relaybench reads (it passes ERROR lines on and ignores the rest).
+func logLine(level, msg string, kv ...string) {
+	e := map[string]string{"level": level, "msg": msg}
+	for i := 0; i+1 < len(kv); i += 2 {
+		e[kv[i]] = kv[i+1]
+	}
+	line, _ := json.Marshal(e)
+	fmt.Fprintln(os.Stderr, string(line))
+}
+
+// die reports err where relaybench shows it, then exits.
+func die(err error) {
+	logLine("ERROR", "minimal relay: "+err.Error())
+	os.Exit(1)
+}
+
 func serveMinimal(args []string) {
 	fs := flag.NewFlagSet("minimal relay", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
@@ -45,37 +62,45 @@ func serveMinimal(args []string) {
 	ctx := context.Background()
 	ps, err := pubsub.Connect(ctx, os.Getenv("PUBSUB_PROJECT"), os.Getenv("PUBSUB_EMULATOR_HOST"))
 	if err != nil {
-		fatal(err)
+		die(err)
 	}
 	sub, err := pubsub.CreateInstanceSubscription(ctx, ps, os.Getenv("PUBSUB_TOPIC"), "minimal-"+strconv.Itoa(os.Getpid()))
 	if err != nil {
-		fatal(err)
+		die(err)
 	}
 	r := &minimal{clients: map[chan *websocket.PreparedMessage]*websocket.Conn{}}
 	go func() {
 		if err := pubsub.Receive(ctx, ps, sub, r.add); err != nil {
-			fatal(err)
+			die(err)
 		}
 	}()
 	go r.tick()
-	go func() { // SIGTERM: close every client with 1001, as the real relay does
+	go func() { // SIGTERM: as the real relay, close every client with 1001 and delete the subscription
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, syscall.SIGTERM)
 		<-sig
 		r.mu.Lock()
+		conns := make([]*websocket.Conn, 0, len(r.clients))
 		for _, conn := range r.clients {
-			_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutdown"), time.Now().Add(time.Second))
+			conns = append(conns, conn)
 		}
 		r.mu.Unlock()
+		var wg sync.WaitGroup
+		deadline := time.Now().Add(time.Second)
+		for _, conn := range conns {
+			wg.Go(func() {
+				_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutdown"), deadline)
+			})
+		}
+		wg.Wait()
+		_ = pubsub.DeleteSubscription(context.Background(), ps, sub)
 		os.Exit(0)
 	}()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
-		fatal(err)
+		die(err)
 	}
-	// The line relaybench waits for, in the real relay's log format.
-	line, _ := json.Marshal(map[string]string{"level": "INFO", "msg": "relay listening", "addr": ln.Addr().String()})
-	fmt.Fprintln(os.Stderr, string(line))
+	logLine("INFO", "relay listening", "addr", ln.Addr().String()) // the line relaybench waits for
 	up := websocket.Upgrader{EnableCompression: true, WriteBufferPool: &sync.Pool{},
 		CheckOrigin: func(*http.Request) bool { return true }}
 	mux := http.NewServeMux()
@@ -86,7 +111,7 @@ func serveMinimal(args []string) {
 		}
 		r.serve(conn)
 	})
-	fatal(http.Serve(ln, mux))
+	die(http.Serve(ln, mux))
 }
 
 type minimal struct {
@@ -125,7 +150,7 @@ func (r *minimal) tick() {
 		buf.WriteString(`]}`)
 		pm, err := websocket.NewPreparedMessage(websocket.TextMessage, buf.Bytes())
 		if err != nil {
-			fatal(err)
+			die(err)
 		}
 		r.mu.Lock()
 		for c := range r.clients {
