@@ -12,7 +12,8 @@
 set -euo pipefail
 
 if [ "${1:-}" = up ]; then
-  if command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || [ -x /usr/local/sbin/mariadbd ]; then
+  # A MySQL of the user's own (MYSQL_DSN) needs no local server.
+  if [ -n "${MYSQL_DSN:-}" ] || command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || [ -x /usr/local/sbin/mariadbd ]; then
     exit 0
   fi
   if ! command -v apt-get >/dev/null; then
@@ -23,10 +24,10 @@ if [ "${1:-}" = up ]; then
     echo "deps: MariaDB is not installed and installing it needs root: run \`sudo apt-get install mariadb-server\` for the real engine; make up uses its slow in-memory stand-in meanwhile" >&2
     exit 0
   fi
-  echo "deps: installing mariadb-server (once) for make up's private database"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq || true
-  $SUDO apt-get install -y -qq --no-install-recommends mariadb-server >/dev/null ||
+  echo "deps: installing mariadb-server for make up's private database (the package also starts its own service on 3306)"
+  # sudo resets the environment: the frontend setting goes on apt-get's command line.
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq || true
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mariadb-server >/dev/null ||
     echo "deps: installing mariadb-server failed; make up uses its slow in-memory stand-in" >&2
   exit 0
 fi
@@ -48,9 +49,8 @@ command -v gcc >/dev/null || want gcc libc6-dev
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq || true
-  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq || true
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 else
   echo "deps: everything is installed"
 fi

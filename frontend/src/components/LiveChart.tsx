@@ -139,7 +139,8 @@ export function LiveChart({ testId, label, color, t, y, yAvg, fromT, toT, height
     if (!u) return;
     u.setData([t, y, yAvg], true);
     if (t.length > 0) markFirstPoint();
-  }, [t, y, yAvg, fromT, toT]);
+    // label and color rebuild the chart empty (a language switch): fill it again
+  }, [t, y, yAvg, fromT, toT, label, color]);
 
   return (
     <div
