@@ -2,7 +2,9 @@
 // prints (each package's result, and the output of failing tests), and ends with
 // a summary that names every skipped test and why: a run where the integration
 // suite skipped because MariaDB or the emulator was missing says so at the
-// bottom, instead of showing PASS. It exits 1 when a test or a build failed.
+// bottom, instead of showing PASS. Below that it repeats, for every failed test, the
+// lines its test files logged (file:line and the message's first line), so that a CI
+// log cut to its last lines still says why. It exits 1 when a test or a build failed.
 //
 //	go test -json ./... | go run ./internal/testsummary
 package main
@@ -13,8 +15,18 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
+)
+
+// logLine is the first line of a t.Log/t.Error/t.Fatal message: indented file:line.
+var logLine = regexp.MustCompile(`^\s+[\w.-]+\.go:\d+: `)
+
+// maxWhy bounds what the closing section repeats per failed test.
+const (
+	maxWhyLines = 20
+	maxWhyChars = 300
 )
 
 type event struct {
@@ -35,7 +47,7 @@ func run(in io.Reader, out io.Writer) int {
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	output := map[key][]string{}
-	var skipped []string
+	var skipped, failures []string
 	skipReason := map[key]string{}
 	failed := 0
 	passed, nskipped := 0, 0
@@ -75,6 +87,7 @@ func run(in io.Reader, out io.Writer) int {
 			} else {
 				failed++
 				fmt.Fprint(out, strings.Join(output[k], ""))
+				failures = append(failures, why(e.Package, e.Test, output[k]))
 			}
 			delete(output, k)
 		}
@@ -87,8 +100,39 @@ func run(in io.Reader, out io.Writer) int {
 			fmt.Fprintln(out, "  "+s)
 		}
 	}
+	if len(failures) > 0 {
+		fmt.Fprintln(out, "FAILED (what each failed test logged, first line of each message):")
+		for _, f := range failures {
+			fmt.Fprint(out, f)
+		}
+	}
 	if failed > 0 {
 		return 1
 	}
 	return 0
+}
+
+// why is a failed test's name and the first line of each message its test files
+// logged, the last maxWhyLines of them, each cut to maxWhyChars.
+func why(pkg, test string, output []string) string {
+	var lines []string
+	for _, o := range output {
+		if logLine.MatchString(o) {
+			l := strings.TrimSpace(o)
+			if len(l) > maxWhyChars {
+				l = l[:maxWhyChars] + " …"
+			}
+			lines = append(lines, l)
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "  %s %s\n", pkg, test)
+	if len(lines) > maxWhyLines {
+		fmt.Fprintf(&b, "      … (%d lines before)\n", len(lines)-maxWhyLines)
+		lines = lines[len(lines)-maxWhyLines:]
+	}
+	for _, l := range lines {
+		fmt.Fprintf(&b, "      %s\n", l)
+	}
+	return b.String()
 }
