@@ -69,8 +69,8 @@ test-web: frontend/node_modules ## dashboard unit tests and the browser test in 
 	cd frontend && $(NPM) test
 	cd frontend && VMPULSE_BIN=$(CURDIR)/$(BIN) $(NPM) run test:e2e
 
-bench: services ## route1 vs route2 vs the HTTP and raw-INSERT ceilings, 1/16/256 clients; DB_RTT=2ms adds a latency proxy before MariaDB, BENCH_SPLIT=1 gives MariaDB a core of its own
-	DB_RTT=$(DB_RTT) DB_CONNS=$(DB_CONNS) BENCH_SPLIT=$(BENCH_SPLIT) $(GO) test -run '^$$' -bench . -benchtime $(or $(BENCHTIME),3s) -count 1 -timeout 30m ./functions/ingest/
+bench: services ## route1 vs route2 vs the HTTP and raw-INSERT ceilings, 1/16/256 clients; DB_RTT=2ms adds a latency proxy before MariaDB, BENCH_SPLIT=1 gives MariaDB a core of its own, BENCH_ROUNDS=5 runs the variants in turns and prints median ratios
+	DB_RTT=$(DB_RTT) DB_CONNS=$(DB_CONNS) BENCH_SPLIT=$(BENCH_SPLIT) BENCH_ROUNDS=$(BENCH_ROUNDS) $(GO) test -run '^$$' -bench . -benchtime $(or $(BENCHTIME),3s) -count 1 -timeout 30m ./functions/ingest/
 
 bench-e2e: services ## POST→websocket latency of the whole local stack (make up's default, its in-memory fallback, MariaDB + emulator; phase-2 rate and full speed), then the embedded broker vs the emulator and pstest
 	VMPULSE_BENCH_SECONDS=$(or $(BENCH_SECONDS),20) $(GO) test -run '^$$' -bench BenchmarkEndToEnd -benchtime 1x -timeout 30m ./local/

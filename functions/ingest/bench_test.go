@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -45,6 +47,9 @@ import (
 //   - route2-bare: route2 on the schema before the outbox (no batch index, no
 //     markers), to price the outbox;
 //   - http-only: the service's own ceiling, with a store that writes nothing;
+//   - http-waiting: route2 with a store that only waits (1 ms, no CPU) before it
+//     answers: the ceiling of the group-commit protocol itself, every request
+//     parked until its group commits, with a database that costs nothing;
 //   - raw: MySQL's ceiling through the same link, 4 writers committing 1000-row
 //     multi-row INSERTs with no HTTP.
 //
@@ -56,10 +61,14 @@ import (
 // GOMAXPROCS=1, and a private mariadbd pinned to CPU 1 syncs its redo log at
 // every commit, as Cloud SQL does. Without it everything shares every core, so
 // MariaDB's work per record competes with the service's.
+//
+// BENCH_ROUNDS=N runs every variant N times, taking turns, and prints medians:
+// each ratio is taken within a round, so a slow spell of the machine (they come
+// and go here, halving a ceiling for a minute) falls on both sides of it.
 
 var (
 	resultsMu sync.Mutex
-	results   = map[string]float64{} // "route2/clients=256" → records/s
+	results   = map[string][]float64{} // "route2/clients=256" → records/s, one per round
 	linkRTT   time.Duration
 )
 
@@ -164,12 +173,37 @@ func splitCores() (stop func(), err error) {
 	return stop, nil
 }
 
+// record_ keeps one round's records/s of a variant.
 func record_(name string, v float64) {
 	resultsMu.Lock()
-	results[name] = v
+	results[name] = append(results[name], v)
 	resultsMu.Unlock()
 }
 
+// rounds is BENCH_ROUNDS (default 1): how many times every variant runs, the
+// variants taking turns, so that a slow spell of a shared machine falls on all
+// of them alike and each ratio is taken within one round.
+func rounds() int {
+	if n, err := strconv.Atoi(os.Getenv("BENCH_ROUNDS")); err == nil && n > 1 {
+		return n
+	}
+	return 1
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = slices.Sorted(slices.Values(v))
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// printRatios prints, per client count, each variant's median records/s over the
+// rounds, and each ratio as its median over the rounds that measured both sides,
+// with the lowest and highest when there was more than one round.
 func printRatios() {
 	resultsMu.Lock()
 	defer resultsMu.Unlock()
@@ -180,40 +214,56 @@ func printRatios() {
 	if linkRTT > 0 {
 		link = fmt.Sprintf("proxy, measured round trip %v", linkRTT.Round(10*time.Microsecond))
 	}
-	raw := results["raw"]
-	fmt.Printf("\ningest benchmark (%s, %d DB connections per route%s), records/s:\n", link, benchConns(), splitNote)
-	fmt.Printf("%8s %9s %9s %12s %10s %9s %14s %15s %12s\n", "clients", "route1", "route2", "route2-bare", "http-only", "raw", "route2/limit", "route2/route1", "outbox cost")
+	raw := median(results["raw"])
+	n := 0
+	for _, v := range results {
+		n = max(n, len(v))
+	}
+	fmt.Printf("\ningest benchmark (%s, %d DB connections per route%s), records/s", link, benchConns(), splitNote)
+	if n > 1 {
+		fmt.Printf(", medians of %d rounds (ratios: median of the rounds' ratios, lowest–highest)", n)
+	}
+	fmt.Println(":")
+	fmt.Printf("%8s %9s %9s %12s %10s %13s %9s %14s %15s %17s %12s\n", "clients", "route1", "route2", "route2-bare", "http-only", "http-waiting", "raw", "route2/limit", "route2/route1", "route2/http-wait", "outbox cost")
 	var cs []int
 	for k := range results {
 		if _, c, ok := strings.Cut(k, "/clients="); ok {
 			n, _ := strconv.Atoi(c)
-			cs = append(cs, n)
+			if !slices.Contains(cs, n) {
+				cs = append(cs, n)
+			}
 		}
 	}
 	sort.Ints(cs)
-	seen := map[int]bool{}
 	for _, c := range cs {
-		if seen[c] {
-			continue
-		}
-		seen[c] = true
-		get := func(r string) float64 { return results[fmt.Sprintf("%s/clients=%d", r, c)] }
-		r1, r2, bare, http := get("route1"), get("route2"), get("route2-bare"), get("http-only")
-		limit := http
-		if raw > 0 && (raw < limit || limit == 0) {
-			limit = raw
-		}
-		ratio := func(a, b float64) string {
-			if a == 0 || b == 0 {
+		get := func(r string) []float64 { return results[fmt.Sprintf("%s/clients=%d", r, c)] }
+		// ratio of a to b round by round; limit: b is the smaller of it and raw.
+		ratio := func(a, b []float64, limit bool, f func(x, y float64) float64, format string) string {
+			var rs []float64
+			for i := 0; i < min(len(a), len(b)); i++ {
+				den := b[i]
+				if limit && raw > 0 && (raw < den || den == 0) {
+					den = raw
+				}
+				if a[i] > 0 && den > 0 {
+					rs = append(rs, f(a[i], den))
+				}
+			}
+			if len(rs) == 0 {
 				return "-"
 			}
-			return fmt.Sprintf("%.2f", a/b)
+			out := fmt.Sprintf(format, median(rs))
+			if len(rs) > 1 {
+				out += fmt.Sprintf(" (%s–%s)", fmt.Sprintf(format, slices.Min(rs)), fmt.Sprintf(format, slices.Max(rs)))
+			}
+			return out
 		}
-		cost := "-"
-		if r2 > 0 && bare > 0 {
-			cost = fmt.Sprintf("%.1f %%", 100*(1-r2/bare))
-		}
-		fmt.Printf("%8d %9.0f %9.0f %12.0f %10.0f %9.0f %14s %15s %12s\n", c, r1, r2, bare, http, raw, ratio(r2, limit), ratio(r2, r1), cost)
+		div := func(x, y float64) float64 { return x / y }
+		cost := func(x, y float64) float64 { return 100 * (1 - x/y) }
+		r1, r2, bare, http, wait := get("route1"), get("route2"), get("route2-bare"), get("http-only"), get("http-waiting")
+		fmt.Printf("%8d %9.0f %9.0f %12.0f %10.0f %13.0f %9.0f %14s %15s %17s %12s\n", c,
+			median(r1), median(r2), median(bare), median(http), median(wait), raw,
+			ratio(r2, http, true, div, "%.2f"), ratio(r2, r1, false, div, "%.2f"), ratio(r2, wait, false, div, "%.2f"), ratio(r2, bare, false, cost, "%.1f %%"))
 	}
 }
 
@@ -294,56 +344,73 @@ func BenchmarkIngest(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, variant := range []string{ingest.Route1, ingest.Route2, "route2-bare", "http-only"} {
-		for _, clients := range []int{1, 16, 256} {
-			name := fmt.Sprintf("%s/clients=%d", variant, clients)
-			b.Run(name, func(b *testing.B) {
-				reg := ingest.NewRegistry()
-				cfg := ingest.Config{Route: variant, Tokens: tokens, Log: slog.New(slog.DiscardHandler), Registry: reg}
-				cfg.Group.Writers, _ = strconv.Atoi(os.Getenv("BATCH_WRITERS")) // 0: the route's default
-				switch variant {
-				case "http-only":
-					// The service's own ceiling on this machine: HTTP, auth, decoding and
-					// validation, with a store that commits nothing.
-					cfg.Route, cfg.Store = ingest.Route1, discard{}
-				case "route2-bare":
-					st := benchStore(b)
-					if _, err := st.DB().Exec("ALTER TABLE records DROP KEY records_batch"); err != nil {
-						b.Fatal(err)
-					}
-					cfg.Route, cfg.Store = ingest.Route2, st.Writer(ingest.Route2)
-				case ingest.Route2:
-					st := benchStore(b)
-					cfg.Store = st.Writer(variant)
-					ob := ingest.NewOutbox(st, instantAck{}, func(string) ingest.Publisher { return instantAck{} },
-						ingest.OutboxConfig{Every: time.Hour, LockName: testenv.Unique("bench")}, prometheus.NewRegistry(), variant, slog.New(slog.DiscardHandler))
-					ctx, cancel := context.WithCancel(context.Background())
-					done := make(chan struct{})
-					go func() { ob.Run(ctx); close(done) }()
-					b.Cleanup(func() { cancel(); <-done })
-					cfg.Committed = ob.Publish
-				default:
-					cfg.Store = benchStore(b).Writer(variant)
+	for round := 1; round <= rounds(); round++ {
+		for _, variant := range []string{ingest.Route1, ingest.Route2, "route2-bare", "http-only", "http-waiting"} {
+			for _, clients := range []int{1, 16, 256} {
+				name := fmt.Sprintf("%s/clients=%d", variant, clients)
+				run := name
+				if rounds() > 1 {
+					run = fmt.Sprintf("round=%d/%s", round, name)
 				}
-				s, err := ingest.NewServer(cfg)
-				if err != nil {
-					b.Fatal(err)
-				}
-				srv := httptest.NewServer(s.Handler())
-				defer func() { srv.Close(); s.Close(context.Background()) }()
-				cpu0 := cpuTime()
-				rate := drive(b, srv.URL, clients, fmt.Sprintf("b-%s-%d", variant, clients))
-				b.ReportMetric(rate, "records/s")
-				// This process's CPU per record (service and clients together; the
-				// database's is not in it): with BENCH_SPLIT, route2/http-only of
-				// this is the part of the gap that is work, the rest is idle.
-				b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/record")
-				record_(name, rate)
-				if variant != "http-only" {
-					b.ReportMetric(recordsPerCommit(b, reg), "records/commit")
-				}
-			})
+				benchIngest(b, tokens, run, name, variant, clients)
+			}
 		}
+	}
+}
+
+// benchIngest runs one variant with clients concurrent clients as the
+// sub-benchmark run, recording its records/s under name.
+func benchIngest(b *testing.B, tokens *ingest.Tokens, run, name, variant string, clients int) {
+	var rate float64 // of the last call, the one with the final b.N
+	b.Run(run, func(b *testing.B) {
+		reg := ingest.NewRegistry()
+		cfg := ingest.Config{Route: variant, Tokens: tokens, Log: slog.New(slog.DiscardHandler), Registry: reg}
+		cfg.Group.Writers, _ = strconv.Atoi(os.Getenv("BATCH_WRITERS")) // 0: the route's default
+		switch variant {
+		case "http-only":
+			// The service's own ceiling on this machine: HTTP, auth, decoding and
+			// validation, with a store that commits nothing.
+			cfg.Route, cfg.Store = ingest.Route1, discard{}
+		case "http-waiting":
+			cfg.Route, cfg.Store = ingest.Route2, waiting{time.Millisecond}
+		case "route2-bare":
+			st := benchStore(b)
+			if _, err := st.DB().Exec("ALTER TABLE records DROP KEY records_batch"); err != nil {
+				b.Fatal(err)
+			}
+			cfg.Route, cfg.Store = ingest.Route2, st.Writer(ingest.Route2)
+		case ingest.Route2:
+			st := benchStore(b)
+			cfg.Store = st.Writer(variant)
+			ob := ingest.NewOutbox(st, instantAck{}, func(string) ingest.Publisher { return instantAck{} },
+				ingest.OutboxConfig{Every: time.Hour, LockName: testenv.Unique("bench")}, prometheus.NewRegistry(), variant, slog.New(slog.DiscardHandler))
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { ob.Run(ctx); close(done) }()
+			b.Cleanup(func() { cancel(); <-done })
+			cfg.Committed = ob.Publish
+		default:
+			cfg.Store = benchStore(b).Writer(variant)
+		}
+		s, err := ingest.NewServer(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		srv := httptest.NewServer(s.Handler())
+		defer func() { srv.Close(); s.Close(context.Background()) }()
+		cpu0 := cpuTime()
+		rate = drive(b, srv.URL, clients, fmt.Sprintf("b-%s-%d", variant, clients))
+		b.ReportMetric(rate, "records/s")
+		// This process's CPU per record (service and clients together; the
+		// database's is not in it): with BENCH_SPLIT, route2/http-only of
+		// this is the part of the gap that is work, the rest is idle.
+		b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/record")
+		if !strings.HasPrefix(variant, "http-") {
+			b.ReportMetric(recordsPerCommit(b, reg), "records/commit")
+		}
+	})
+	if rate > 0 {
+		record_(name, rate)
 	}
 }
 
@@ -358,6 +425,8 @@ func drive(b *testing.B, url string, clients int, prefix string) float64 {
 		bodies[i] = jsonOf(sample(fmt.Sprintf("%s-%d", prefix, i), i))
 	}
 	var next, failed atomic.Int64
+	var firstFailure sync.Once
+	var why string
 	var wg sync.WaitGroup
 	b.ResetTimer()
 	start := time.Now()
@@ -376,6 +445,14 @@ func drive(b *testing.B, url string, clients int, prefix string) float64 {
 				resp, err := hc.Do(req)
 				if err != nil || resp.StatusCode != http.StatusCreated {
 					failed.Add(1)
+					firstFailure.Do(func() {
+						if err != nil {
+							why = err.Error()
+							return
+						}
+						body, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
+						why = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(body))
+					})
 				}
 				if resp != nil {
 					io.Copy(io.Discard, resp.Body) // so the connection is reused
@@ -388,7 +465,7 @@ func drive(b *testing.B, url string, clients int, prefix string) float64 {
 	el := time.Since(start)
 	b.StopTimer()
 	if failed.Load() > 0 {
-		b.Fatalf("%d requests failed", failed.Load())
+		b.Fatalf("%d requests failed; the first: %s", failed.Load(), why)
 	}
 	return float64(b.N) / el.Seconds()
 }
@@ -429,7 +506,9 @@ func BenchmarkRawMultiInsert(b *testing.B) {
 	wg.Wait()
 	rate := float64(b.N) / time.Since(start).Seconds()
 	b.ReportMetric(rate, "records/s")
-	record_("raw", rate)
+	resultsMu.Lock()
+	results["raw"] = []float64{rate} // the last call's, with the final b.N
+	resultsMu.Unlock()
 }
 
 // cpuTime is the CPU time this process used so far.
@@ -446,6 +525,18 @@ func (discard) InsertEach(context.Context, mysql.Batch, []record.Record) (mysql.
 	return mysql.Result{}, nil
 }
 func (discard) InsertMulti(context.Context, mysql.Batch, []record.Record) (mysql.Result, error) {
+	return mysql.Result{}, nil
+}
+
+// waiting commits nothing but takes d to do it, without using a CPU: a database
+// infinitely fast in work and as slow as a commit in time.
+type waiting struct{ d time.Duration }
+
+func (w waiting) InsertEach(ctx context.Context, b mysql.Batch, recs []record.Record) (mysql.Result, error) {
+	return w.InsertMulti(ctx, b, recs)
+}
+func (w waiting) InsertMulti(context.Context, mysql.Batch, []record.Record) (mysql.Result, error) {
+	time.Sleep(w.d)
 	return mysql.Result{}, nil
 }
 
