@@ -104,6 +104,9 @@ func newTemplate(bin Binaries, dir string) (*Template, error) {
 	cmd := exec.Command(bin.Install, args...)
 	// mariadb-install-db looks for mariadbd on PATH and in its own directory.
 	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(bin.Server)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	// Its bootstrap server dies with the parent, instead of running on alone
+	// in a directory that is about to be deleted.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("mariadb-install-db into %s: %w\n%s", dir, err, tail(out, 2000))
 	}
@@ -131,7 +134,8 @@ func CachedTemplate(root string) (*Template, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("MariaDB template cache: %w", err)
 	}
-	tmp, err := os.MkdirTemp(root, ".installing-")
+	removeAbandonedInstalls(root)
+	tmp, err := os.MkdirTemp(root, installingPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("MariaDB template cache: %w", err)
 	}
@@ -148,6 +152,22 @@ func CachedTemplate(root string) (*Template, error) {
 	}
 	tpl.Dir = dir
 	return tpl, nil
+}
+
+// installingPrefix names the directories templates are installed in before
+// they are renamed into place.
+const installingPrefix = ".installing-"
+
+// removeAbandonedInstalls deletes install directories that a killed process
+// left behind: an install takes seconds, so one untouched for ten minutes is
+// nobody's.
+func removeAbandonedInstalls(root string) {
+	dirs, _ := filepath.Glob(filepath.Join(root, installingPrefix+"*"))
+	for _, d := range dirs {
+		if st, err := os.Stat(d); err == nil && time.Since(st.ModTime()) > 10*time.Minute {
+			os.RemoveAll(d)
+		}
+	}
 }
 
 // PIDFile is the file in a server's directory that holds its process id while

@@ -27,6 +27,15 @@ func need(t *testing.T) Binaries {
 func TestCachedTemplateIsMadeOnceAndReused(t *testing.T) {
 	need(t)
 	root := t.TempDir()
+	// What a killed install leaves: old ones go, a recent one may be running.
+	abandoned, recent := filepath.Join(root, installingPrefix+"old"), filepath.Join(root, installingPrefix+"new")
+	for _, d := range []string{abandoned, recent} {
+		if err := os.MkdirAll(filepath.Join(d, "data"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(abandoned, old, old)
 	first, err := CachedTemplate(root)
 	if err != nil {
 		t.Fatal(err)
@@ -46,8 +55,8 @@ func TestCachedTemplateIsMadeOnceAndReused(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	if len(names) != 1 || !strings.HasPrefix(names[0], "mariadb-template-") {
-		t.Errorf("cache holds %v; want one template and no installing leftovers", names)
+	if len(names) != 2 || !strings.HasPrefix(names[1], "mariadb-template-") || names[0] != filepath.Base(recent) {
+		t.Errorf("cache holds %v; want the template and the recent install directory, the abandoned one gone", names)
 	}
 }
 
