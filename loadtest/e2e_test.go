@@ -219,7 +219,7 @@ func TestE2ELocust(t *testing.T) {
 		"-u", "50", "-r", "25", "-t", "90s", "--records", "200", "--out", path, "--run-file", filepath.Join(dir, "run.json"),
 		"--csv", filepath.Join(dir, "collect"), "--html", filepath.Join(dir, "collect.html"))...)
 	if code != 0 {
-		t.Fatalf("collect: exit %d:\n%s", code, tail(logs, 40))
+		t.Fatalf("collect: exit %d (%s):\n%s", code, gist(logs), tail(logs, 40))
 	}
 	ids := readRecords(t, path)
 	if len(ids) != 200 {
@@ -231,7 +231,7 @@ func TestE2ELocust(t *testing.T) {
 		"-u", "50", "-r", "25", "--in", path, "--token-file", s.tokenFile, "--run-file", filepath.Join(dir, "run.json"),
 		"--csv", filepath.Join(dir, "send"), "--html", filepath.Join(dir, "send.html"))...)
 	if code != 0 || !strings.Contains(logs, "200/200 records committed") {
-		t.Fatalf("send: exit %d:\n%s", code, tail(logs, 40))
+		t.Fatalf("send: exit %d (%s):\n%s", code, gist(logs), tail(logs, 40))
 	}
 	for _, f := range []string{"collect_stats.csv", "collect.html", "send_stats.csv", "send.html"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
@@ -246,13 +246,27 @@ func TestE2ELocust(t *testing.T) {
 	html := filepath.Join(dir, "report.html")
 	logs, code = run(t, time.Minute, []string{"MYSQL_DSN=" + s.dsn}, bin, "report", "-run", filepath.Join(dir, "run.json"), "-out", html)
 	if code != 0 || !strings.Contains(logs, "split: route1 ") {
-		t.Fatalf("report: exit %d:\n%s", code, logs)
+		t.Fatalf("report: exit %d (%s):\n%s", code, gist(logs), logs)
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, "report.json"))
 	var rep report.Report
-	if err := json.Unmarshal(b, &rep); err != nil || len(rep.VMs) != 1 || rep.VMs[0].Samples < 200 || rep.Split.Total != 200 ||
-		len(rep.Phases) != 2 || !strings.HasPrefix(rep.Phases[0].Tool, "locust") || len(rep.Race) != 2 || rep.Race[0].CommitP95MS <= 0 {
-		t.Errorf("report of the Locust run: %v\n%s", err, b)
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatalf("report.json of the Locust run: %v\n%s", err, b)
+	}
+	samples, tool, p95 := 0, "", 0.0
+	if len(rep.VMs) > 0 {
+		samples = rep.VMs[0].Samples
+	}
+	if len(rep.Phases) > 0 {
+		tool = rep.Phases[0].Tool
+	}
+	if len(rep.Race) > 0 {
+		p95 = rep.Race[0].CommitP95MS
+	}
+	if len(rep.VMs) != 1 || samples < 200 || rep.Split.Total != 200 || len(rep.Phases) != 2 || !strings.HasPrefix(tool, "locust") ||
+		len(rep.Race) != 2 || p95 <= 0 {
+		t.Errorf("report of the Locust run: %d VMs (want 1), %d samples (want ≥ 200), split total %d (want 200), %d phases (want 2), tool %q (want locust…), %d routes raced (want 2), commit p95 %g ms (want > 0)\n%s",
+			len(rep.VMs), samples, rep.Split.Total, len(rep.Phases), tool, len(rep.Race), p95, b)
 	}
 }
 
@@ -264,7 +278,7 @@ func TestE2EGoDriver(t *testing.T) {
 	logs, code := run(t, 2*time.Minute, nil, bin, "collect", "-agent", s.agentURL,
 		"-users", "50", "-spawn-rate", "25", "-records", "200", "-duration", "90s", "-out", path, "-run", "")
 	if code != 0 || !strings.Contains(logs, "200 unique samples") {
-		t.Fatalf("collect: exit %d:\n%s", code, tail(logs, 40))
+		t.Fatalf("collect: exit %d (%s):\n%s", code, gist(logs), tail(logs, 40))
 	}
 	ids := readRecords(t, path)
 	if len(ids) != 200 {
@@ -273,13 +287,13 @@ func TestE2EGoDriver(t *testing.T) {
 	// Without the token the send stops before any request and says how to pass one.
 	logs, code = run(t, time.Minute, []string{"INGRESS_URL=" + s.splitURL, "IN=" + path}, bin, "send", "-run", "")
 	if code != 2 || !strings.Contains(logs, "INGEST_TOKEN=<token>") || strings.Contains(logs, "records committed") {
-		t.Fatalf("send without a token: exit %d:\n%s", code, tail(logs, 10))
+		t.Fatalf("send without a token: exit %d (%s):\n%s", code, gist(logs), tail(logs, 10))
 	}
 	// Flags fall back to the environment; the token comes from the file vmpulse-up wrote.
 	logs, code = run(t, 2*time.Minute, []string{"INGRESS_URL=" + s.splitURL, "SEND_USERS=50", "SEND_SPAWN_RATE=25", "IN=" + path,
 		"INGEST_TOKEN_FILE=" + s.tokenFile}, bin, "send", "-run", "")
 	if code != 0 || !strings.Contains(logs, "200/200 records committed") {
-		t.Fatalf("send: exit %d:\n%s", code, tail(logs, 40))
+		t.Fatalf("send: exit %d (%s):\n%s", code, gist(logs), tail(logs, 40))
 	}
 	s.checkStored(t, path, ids)
 	splitCLI(t, s, path)
@@ -291,6 +305,6 @@ func splitCLI(t *testing.T, s *stack, path string) {
 	bin := goBinary(t, "loadtest/cmd/vmpulse-load")
 	logs, code := run(t, time.Minute, []string{"MYSQL_DSN=" + s.dsn}, bin, "split", "-in", path)
 	if code != 0 || !strings.Contains(logs, "200 found in MySQL, 0 missing") || !strings.Contains(logs, "consistent with 50/50") {
-		t.Errorf("vmpulse-load split: exit %d:\n%s", code, logs)
+		t.Errorf("vmpulse-load split: exit %d (%s):\n%s", code, gist(logs), logs)
 	}
 }

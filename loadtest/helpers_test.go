@@ -203,3 +203,24 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// gist is the line of a tool's output that most likely says how it ended (the
+// last error, or the last outcome line), for the first line of a failure message:
+// `make test` repeats only first lines after its summary.
+func gist(logs string) string {
+	lines := strings.Split(strings.TrimSpace(logs), "\n")
+	for _, marks := range [][]string{{"ERROR", "STOPPED", "Traceback", "Error:", "error:"}, {"records committed", "unique samples", "CRITICAL", "WARNING"}} {
+		for i := len(lines) - 1; i >= 0; i-- {
+			for _, m := range marks {
+				if strings.Contains(lines[i], m) {
+					l := strings.TrimSpace(lines[i])
+					if len(l) > 200 {
+						l = l[:200] + " …"
+					}
+					return l
+				}
+			}
+		}
+	}
+	return "no error line in its output"
+}

@@ -59,7 +59,7 @@ func TestLocustCollectFakeAgent(t *testing.T) {
 		"-u", "40", "-r", "40", "-t", "60s", "--wait", "0.02-0.05", "--records", "300",
 		"--out", out, "--csv", filepath.Join(dir, "collect"), "--html", filepath.Join(dir, "collect.html"))...)
 	if code != 0 {
-		t.Fatalf("exit %d:\n%s", code, tail(logs, 40))
+		t.Fatalf("exit %d (%s):\n%s", code, gist(logs), tail(logs, 40))
 	}
 	if el := time.Since(began); el > 45*time.Second {
 		t.Errorf("took %v: it should stop by itself at 300 records (~3 s)", el)
@@ -263,7 +263,7 @@ func TestLocustCollectSeveralAgents(t *testing.T) {
 			}
 			logs, code := run(t, 2*time.Minute, nil, args...)
 			if code != 0 {
-				t.Fatalf("exit %d:\n%s", code, tail(logs, 40))
+				t.Fatalf("exit %d (%s):\n%s", code, gist(logs), tail(logs, 40))
 			}
 			f, err := driver.ReadRecordsFile(out, driver.UnitAuto)
 			if err != nil {

@@ -35,7 +35,7 @@ func TestThreeVMsReport(t *testing.T) {
 	logs, code := run(t, time.Minute, env, bin, "collect", "-users", "15", "-spawn-rate", "30", "-wait", "5ms-15ms",
 		"-records", "80", "-duration", "30s")
 	if code != 0 {
-		t.Fatalf("collect: exit %d:\n%s", code, tail(logs, 30))
+		t.Fatalf("collect: exit %d (%s):\n%s", code, gist(logs), tail(logs, 30))
 	}
 	f, err := driver.ReadRecordsFile(records, driver.UnitAuto)
 	if err != nil {
@@ -47,11 +47,11 @@ func TestThreeVMsReport(t *testing.T) {
 	}
 	logs, code = run(t, time.Minute, env, bin, "send", "-users", "10", "-spawn-rate", "0", "-wait", "0-5ms")
 	if code != 0 || !strings.Contains(logs, "all 240 records committed") {
-		t.Fatalf("send: exit %d:\n%s", code, tail(logs, 30))
+		t.Fatalf("send: exit %d (%s):\n%s", code, gist(logs), tail(logs, 30))
 	}
 	logs, code = run(t, time.Minute, env, bin, "report", "-out", html)
 	if code != 0 {
-		t.Fatalf("report: exit %d:\n%s", code, tail(logs, 30))
+		t.Fatalf("report: exit %d (%s):\n%s", code, gist(logs), tail(logs, 30))
 	}
 	t.Logf("report:\n%s", logs)
 
