@@ -58,9 +58,12 @@ func (b *Server) CreateTopic(_ context.Context, req *pb.Topic) (*pb.Topic, error
 
 // GetTopic returns a topic.
 func (b *Server) GetTopic(_ context.Context, req *pb.GetTopicRequest) (*pb.Topic, error) {
+	if err := checkName("topic", req.Topic, "topics"); err != nil {
+		return nil, err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	t, err := findNamed(b.topics, "topic", "topics", req.Topic)
+	t, err := find(b.topics, "topic", req.Topic)
 	if err != nil {
 		return nil, err
 	}
@@ -128,9 +131,12 @@ func (b *Server) UpdateTopic(_ context.Context, req *pb.UpdateTopicRequest) (*pb
 // DeleteTopic deletes a topic. Its subscriptions remain, detached (their topic
 // reads _deleted-topic_), with what they hold.
 func (b *Server) DeleteTopic(_ context.Context, req *pb.DeleteTopicRequest) (*emptypb.Empty, error) {
+	if err := checkName("topic", req.Topic, "topics"); err != nil {
+		return nil, err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	t, err := findNamed(b.topics, "topic", "topics", req.Topic)
+	t, err := find(b.topics, "topic", req.Topic)
 	if err != nil {
 		return nil, err
 	}
@@ -158,9 +164,12 @@ func (b *Server) ListTopics(_ context.Context, req *pb.ListTopicsRequest) (*pb.L
 
 // ListTopicSubscriptions lists the names of a topic's subscriptions.
 func (b *Server) ListTopicSubscriptions(_ context.Context, req *pb.ListTopicSubscriptionsRequest) (*pb.ListTopicSubscriptionsResponse, error) {
+	if err := checkName("topic", req.Topic, "topics"); err != nil {
+		return nil, err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	t, err := findNamed(b.topics, "topic", "topics", req.Topic)
+	t, err := find(b.topics, "topic", req.Topic)
 	if err != nil {
 		return nil, err
 	}

@@ -159,9 +159,12 @@ func (b *Server) sub(name string) (*subscription, error) { return find(b.subs, "
 
 // GetSubscription returns a subscription.
 func (b *Server) GetSubscription(_ context.Context, req *pb.GetSubscriptionRequest) (*pb.Subscription, error) {
+	if err := checkName("subscription", req.Subscription, "subscriptions"); err != nil {
+		return nil, err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	s, err := findNamed(b.subs, "subscription", "subscriptions", req.Subscription)
+	s, err := find(b.subs, "subscription", req.Subscription)
 	if err != nil {
 		return nil, err
 	}
@@ -272,9 +275,12 @@ func (b *Server) ListSubscriptions(_ context.Context, req *pb.ListSubscriptionsR
 // DeleteSubscription deletes a subscription; its open streams and waiting
 // pulls end with NotFound.
 func (b *Server) DeleteSubscription(_ context.Context, req *pb.DeleteSubscriptionRequest) (*emptypb.Empty, error) {
+	if err := checkName("subscription", req.Subscription, "subscriptions"); err != nil {
+		return nil, err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	s, err := findNamed(b.subs, "subscription", "subscriptions", req.Subscription)
+	s, err := find(b.subs, "subscription", req.Subscription)
 	if err != nil {
 		return nil, err
 	}
