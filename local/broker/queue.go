@@ -1,5 +1,7 @@
 package broker
 
+import "container/heap"
+
 // entryQueue is a ring-buffer deque of entries ready for delivery. Entries that
 // leave the ready state while queued (acked through a seek, evicted, expired)
 // are marked gone and skipped when they reach the head, so removal from the
@@ -76,102 +78,70 @@ func (q *entryQueue) dropGone() {
 	}
 }
 
-// indexedHeap is a binary min-heap whose elements record their own index in
-// it, so that any of them can be removed or re-ordered in O(log n). The
-// deadline heap and the retained heap differ only in their element type.
-type indexedHeap[T heapElem[T]] []T
-
-// heapElem is what an element of an indexedHeap provides.
-type heapElem[T any] interface {
-	before(T) bool  // the heap's order: the least first
-	heapIndex() int // the index last set, -1 when not in the heap
-	setHeapIndex(int)
-}
-
-// deadlineHeap orders outstanding entries by ack deadline (earliest first).
-type deadlineHeap = indexedHeap[*entry]
-
-func (e *entry) before(o *entry) bool { return e.deadline.Before(o.deadline) }
-func (e *entry) heapIndex() int       { return e.hidx }
-func (e *entry) setHeapIndex(i int)   { e.hidx = i }
-
+// deadlineHeap orders outstanding entries by ack deadline (earliest first);
 // seqHeap orders retained-only messages by publication (oldest first), so that
-// the byte cap evicts the oldest of them.
-type seqHeap = indexedHeap[*message]
+// the byte cap evicts the oldest of them. Both are container/heap heaps whose
+// elements record their own index, so that any of them can be removed or
+// re-ordered in O(log n).
+type (
+	deadlineHeap []*entry
+	seqHeap      []*message
+)
 
-func (m *message) before(o *message) bool { return m.seq < o.seq }
-func (m *message) heapIndex() int         { return m.roIdx }
-func (m *message) setHeapIndex(i int)     { m.roIdx = i }
-
-func (h indexedHeap[T]) less(i, j int) bool { return h[i].before(h[j]) }
-
-func (h indexedHeap[T]) swap(i, j int) {
+func (h deadlineHeap) Len() int           { return len(h) }
+func (h deadlineHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
+func (h deadlineHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].setHeapIndex(i)
-	h[j].setHeapIndex(j)
+	h[i].hidx, h[j].hidx = i, j
+}
+func (h *deadlineHeap) Push(x any) {
+	e := x.(*entry)
+	e.hidx = len(*h)
+	*h = append(*h, e)
+}
+func (h *deadlineHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	e.hidx = -1
+	return e
 }
 
-func (h *indexedHeap[T]) push(x T) {
-	i := len(*h)
-	x.setHeapIndex(i)
-	*h = append(*h, x)
-	h.up(i)
-}
+func (h *deadlineHeap) push(e *entry) { heap.Push(h, e) }
 
-// remove takes x out of the heap; it does nothing when x is not in it.
-func (h *indexedHeap[T]) remove(x T) {
-	i := x.heapIndex()
-	if i < 0 {
-		return
-	}
-	last := len(*h) - 1
-	if i != last {
-		h.swap(i, last)
-	}
-	var zero T
-	(*h)[last] = zero
-	*h = (*h)[:last]
-	x.setHeapIndex(-1)
-	if i != last {
-		h.fix(i)
+// remove takes e out of the heap; it does nothing when e is not in it.
+func (h *deadlineHeap) remove(e *entry) {
+	if e.hidx >= 0 {
+		heap.Remove(h, e.hidx)
 	}
 }
 
-// fix restores the order after the key of the element at i changed.
-func (h indexedHeap[T]) fix(i int) {
-	if !h.down(i) {
-		h.up(i)
-	}
+func (h seqHeap) Len() int           { return len(h) }
+func (h seqHeap) Less(i, j int) bool { return h[i].seq < h[j].seq }
+func (h seqHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].roIdx, h[j].roIdx = i, j
+}
+func (h *seqHeap) Push(x any) {
+	m := x.(*message)
+	m.roIdx = len(*h)
+	*h = append(*h, m)
+}
+func (h *seqHeap) Pop() any {
+	old := *h
+	m := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	m.roIdx = -1
+	return m
 }
 
-func (h indexedHeap[T]) up(i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if !h.less(i, p) {
-			return
-		}
-		h.swap(i, p)
-		i = p
-	}
-}
+func (h *seqHeap) push(m *message) { heap.Push(h, m) }
 
-func (h indexedHeap[T]) down(i int) bool {
-	start := i
-	n := len(h)
-	for {
-		l := 2*i + 1
-		if l >= n {
-			break
-		}
-		c := l
-		if r := l + 1; r < n && h.less(r, l) {
-			c = r
-		}
-		if !h.less(c, i) {
-			break
-		}
-		h.swap(i, c)
-		i = c
+// remove takes m out of the heap; it does nothing when m is not in it.
+func (h *seqHeap) remove(m *message) {
+	if m.roIdx >= 0 {
+		heap.Remove(h, m.roIdx)
 	}
-	return i > start
 }

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"container/heap"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -611,7 +612,7 @@ func (b *Server) modack(s *subscription, id string, d time.Duration) {
 		return
 	}
 	e.deadline = time.Now().Add(d)
-	s.deadlines.fix(e.hidx)
+	heap.Fix(&s.deadlines, e.hidx)
 	b.armTimer(s)
 }
 
@@ -695,9 +696,7 @@ func (b *Server) streamEnded(s *subscription, f *flow) {
 		}
 	}
 	if changed {
-		for i := len(s.deadlines)/2 - 1; i >= 0; i-- {
-			s.deadlines.down(i)
-		}
+		heap.Init(&s.deadlines)
 		b.armTimer(s)
 	}
 }
