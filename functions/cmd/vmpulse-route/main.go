@@ -78,7 +78,7 @@ func parse(args []string) (config, error) {
 	fs.Bool(&c.createTopic, "create-topic", "PUBSUB_CREATE_TOPIC", false, "create the topic if it is missing (always on with an emulator)")
 	fs.Bool(&c.noPubsub, "no-pubsub", "NO_PUBSUB", false, "store only, publish nothing (for benchmarks of MySQL alone)")
 	fs.Duration(&c.heartbeat, "heartbeat", "HEARTBEAT_INTERVAL", 5*time.Second, "how often this instance publishes a heartbeat for the relays")
-	fs.Duration(&c.outbox.Grace, "outbox-grace", "OUTBOX_GRACE", 15*time.Second, "age at which a committed batch not known to be published is published again from MySQL (at least 10s, a publication's retry window)")
+	fs.Duration(&c.outbox.Grace, "outbox-grace", "OUTBOX_GRACE", 15*time.Second, fmt.Sprintf("age at which a committed batch not known to be published is published again from MySQL (at least %v, a publication's retry window)", pubsub.PublishTimeout))
 	fs.Duration(&c.outbox.Lookback, "outbox-lookback", "OUTBOX_LOOKBACK", 30*time.Minute, "how far back the outbox looks for unpublished batches when it starts")
 	fs.Int64(&c.maxBody, "max-body", "MAX_BODY_BYTES", ingest.DefaultMaxBody, "largest accepted request body, bytes (413 above)")
 	fs.Int64(&c.maxInflight, "max-inflight-bytes", "MAX_INFLIGHT_BYTES", ingest.DefaultMaxInflight, "request bodies held at once, bytes (429 + Retry-After above)")
