@@ -3,9 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
-	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/vmpulse/vmpulse/functions/pubsub"
+	"github.com/vmpulse/vmpulse/internal/logging"
 )
 
 // The reference relay (`-relay minimal`): the least a relay of this protocol
@@ -35,20 +35,13 @@ const serveMinimalArg = "-serve-minimal"
 // minimalRelay is the path the -relay list uses for the reference relay.
 const minimalRelay = "minimal"
 
-// logLine writes one log line in the real relay's JSON format, the one
-// relaybench reads (it passes ERROR lines on and ignores the rest).
-func logLine(level, msg string, kv ...string) {
-	e := map[string]string{"level": level, "msg": msg}
-	for i := 0; i+1 < len(kv); i += 2 {
-		e[kv[i]] = kv[i+1]
-	}
-	line, _ := json.Marshal(e)
-	fmt.Fprintln(os.Stderr, string(line))
-}
+// log writes in the real relay's format (internal/logging), the one
+// relaybench reads: it passes ERROR lines on and ignores the rest.
+var log = logging.New(os.Stderr, slog.LevelInfo)
 
 // die reports err where relaybench shows it, then exits.
 func die(err error) {
-	logLine("ERROR", "minimal relay: "+err.Error())
+	log.Error("minimal relay: " + err.Error())
 	os.Exit(1)
 }
 
@@ -100,7 +93,7 @@ func serveMinimal(args []string) {
 	if err != nil {
 		die(err)
 	}
-	logLine("INFO", "relay listening", "addr", ln.Addr().String()) // the line relaybench waits for
+	log.Info("relay listening", "addr", ln.Addr().String()) // the line relaybench waits for
 	up := websocket.Upgrader{EnableCompression: true, WriteBufferPool: &sync.Pool{},
 		CheckOrigin: func(*http.Request) bool { return true }}
 	mux := http.NewServeMux()
