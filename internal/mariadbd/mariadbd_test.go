@@ -8,20 +8,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vmpulse/vmpulse/internal/testenv"
 )
 
-// need returns the binaries, or skips (locally) / fails (in CI) saying how to
-// get them.
-func need(t *testing.T) Binaries {
+// need skips (locally) or fails (in CI) when MariaDB is not installed.
+func need(t *testing.T) {
 	t.Helper()
-	b, err := Find()
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%v", err)
-		}
-		t.Skipf("%v", err)
+	if _, err := Find(); err != nil {
+		testenv.Missing(t, "MariaDB", err.Error())
 	}
-	return b
 }
 
 func TestCachedTemplateIsMadeOnceAndReused(t *testing.T) {
