@@ -86,9 +86,10 @@ func newHubServer(t *testing.T, cfg HubConfig, o Options) (*Hub, *httptest.Serve
 
 // trickle adds items prefix0, prefix1, … to h, one per interval, until stop is
 // called: a steady flow, as Pub/Sub delivers it.
-func trickle(h *Hub, prefix string, interval time.Duration) (stop func()) {
-	done := make(chan struct{})
+func trickle(t *testing.T, h *Hub, prefix string, interval time.Duration) (stop func()) {
+	done, exited := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(exited)
 		for i := 0; ; i++ {
 			select {
 			case <-done:
@@ -98,7 +99,12 @@ func trickle(h *Hub, prefix string, interval time.Duration) (stop func()) {
 			}
 		}
 	}()
-	return func() { close(done) }
+	// stop waits until the goroutine has added its last item; it also runs
+	// before the hub's cleanup when a test fails first.
+	var once sync.Once
+	stop = func() { once.Do(func() { close(done); <-exited }) }
+	t.Cleanup(stop)
+	return stop
 }
 
 func dropped(h *Hub, reason string) float64 {
@@ -193,7 +199,7 @@ func TestFramesAreRateLimited(t *testing.T) {
 	h, srv, _ := newHubServer(t, HubConfig{History: 10}, Options{})
 	c := connect(t, srv.URL)
 	read(t, c) // history
-	stop := trickle(h, "t", time.Millisecond)
+	stop := trickle(t, h, "t", time.Millisecond)
 	frames := 0
 	deadline := time.Now().Add(time.Second)
 	for time.Now().Before(deadline) {
@@ -324,8 +330,7 @@ func TestTextKeepaliveWhenQuiet(t *testing.T) {
 		t.Fatalf("quiet stream: frame %+v, want a ping", f)
 	}
 	// While data flows every 50 ms, frames are batches, not pings.
-	stop := trickle(h, "k", 50*time.Millisecond)
-	defer stop()
+	trickle(t, h, "k", 50*time.Millisecond)
 	batches, pings := 0, 0
 	for batches < 10 {
 		switch f := read(t, c); f.Type {
