@@ -92,14 +92,7 @@ const dataDirPrefix = "vmpulse-mariadb-"
 // removeStale deletes data directories that stacks killed without a chance to
 // clean up left behind: no live server in them, untouched for a minute.
 func removeStale(log *slog.Logger) {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dataDirPrefix+"*"))
-	for _, d := range dirs {
-		st, err := os.Stat(d)
-		if err != nil || time.Since(st.ModTime()) < time.Minute || mariadbd.Running(d) {
-			continue
-		}
-		if err := os.RemoveAll(d); err == nil {
-			log.Info("removed a data directory left by a stack that did not stop cleanly", "dir", d)
-		}
+	for _, d := range mariadbd.RemoveStale(filepath.Join(os.TempDir(), dataDirPrefix+"*"), time.Minute) {
+		log.Info("removed a data directory left by a stack that did not stop cleanly", "dir", d)
 	}
 }

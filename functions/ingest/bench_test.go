@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sort"
@@ -20,7 +21,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -147,6 +147,9 @@ func startSplitProxy(upstream string, rtt time.Duration) (addr string, stop func
 	return strings.TrimSpace(line), stop, nil
 }
 
+// benchDirPrefix names the split server's temporary directories.
+const benchDirPrefix = "vmpulse-bench-db-"
+
 // splitCores starts a private MariaDB on CPU 1, moves this process to CPU 0 and
 // points the benchmark's databases at the server.
 func splitCores() (stop func(), err error) {
@@ -157,7 +160,9 @@ func splitCores() (stop func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "vmpulse-bench-db-")
+	// A run killed by -timeout leaves its server's directory behind.
+	mariadbd.RemoveStale(filepath.Join(os.TempDir(), benchDirPrefix+"*"), time.Minute)
+	dir, err := os.MkdirTemp("", benchDirPrefix)
 	if err != nil {
 		return nil, err
 	}
@@ -412,13 +417,13 @@ func benchIngest(b *testing.B, tokens *ingest.Tokens, run, name, variant string,
 		}
 		srv := httptest.NewServer(s.Handler())
 		defer func() { srv.Close(); s.Close(context.Background()) }()
-		cpu0 := cpuTime()
+		cpu0 := testenv.CPUTime()
 		rate = drive(b, srv.URL, clients, fmt.Sprintf("b-%s-%d", variant, clients))
 		b.ReportMetric(rate, "records/s")
 		// This process's CPU per record (service and clients together; the
 		// database's is not in it): with BENCH_SPLIT, route2/http-only of
 		// this is the part of the gap that is work, the rest is idle.
-		b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/record")
+		b.ReportMetric(float64((testenv.CPUTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/record")
 		if !strings.HasPrefix(variant, "http-") {
 			b.ReportMetric(recordsPerCommit(b, reg), "records/commit")
 		}
@@ -523,13 +528,6 @@ func BenchmarkRawMultiInsert(b *testing.B) {
 	resultsMu.Lock()
 	results["raw"] = []float64{rate} // the last call's, with the final b.N
 	resultsMu.Unlock()
-}
-
-// cpuTime is the CPU time this process used so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // discard is a Store that stores nothing, to measure the service without MySQL.

@@ -134,7 +134,8 @@ func CachedTemplate(root string) (*Template, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("MariaDB template cache: %w", err)
 	}
-	removeAbandonedInstalls(root)
+	// An install takes seconds: one untouched for ten minutes is nobody's.
+	RemoveStale(filepath.Join(root, installingPrefix+"*"), 10*time.Minute)
 	tmp, err := os.MkdirTemp(root, installingPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("MariaDB template cache: %w", err)
@@ -158,16 +159,23 @@ func CachedTemplate(root string) (*Template, error) {
 // they are renamed into place.
 const installingPrefix = ".installing-"
 
-// removeAbandonedInstalls deletes install directories that a killed process
-// left behind: an install takes seconds, so one untouched for ten minutes is
-// nobody's.
-func removeAbandonedInstalls(root string) {
-	dirs, _ := filepath.Glob(filepath.Join(root, installingPrefix+"*"))
+// RemoveStale deletes the directories matching pattern (a filepath.Glob
+// pattern) that processes killed without a chance to clean up left behind: no
+// server running in them (Running), untouched for age. It returns those it
+// removed.
+func RemoveStale(pattern string, age time.Duration) []string {
+	dirs, _ := filepath.Glob(pattern)
+	var removed []string
 	for _, d := range dirs {
-		if st, err := os.Stat(d); err == nil && time.Since(st.ModTime()) > 10*time.Minute {
-			os.RemoveAll(d)
+		st, err := os.Stat(d)
+		if err != nil || !st.IsDir() || time.Since(st.ModTime()) < age || Running(d) {
+			continue
+		}
+		if os.RemoveAll(d) == nil {
+			removed = append(removed, d)
 		}
 	}
+	return removed
 }
 
 // PIDFile is the file in a server's directory that holds its process id while

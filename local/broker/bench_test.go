@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -132,15 +131,6 @@ func watchStalls(stop <-chan struct{}) (count func() (int, time.Duration)) {
 	}
 }
 
-// cpuTime is the CPU time this process used so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // runLoad publishes at rate messages/s for d on a fresh topic of the server at
 // addr and measures publish → subscriber latency. Messages still undelivered
 // drain seconds after publishing ended count as lost, and in the percentiles
@@ -214,7 +204,7 @@ func runLoad(b testing.TB, addr string, rate int, d, drain time.Duration) loadRe
 		time.Sleep(10 * time.Millisecond)
 	}
 	// Results are checked as they complete, so the harness holds none.
-	cpu0 := cpuTime()
+	cpu0 := testenv.CPUTime()
 	type pending struct {
 		i int
 		r *gps.PublishResult
@@ -277,7 +267,7 @@ func runLoad(b testing.TB, addr string, rate int, d, drain time.Duration) loadRe
 	<-recvDone
 
 	res := loadResult{sent: total, failed: nFailed, received: int(received.Load()), dups: int(dups.Load())}
-	res.cpu = (cpuTime() - cpu0) / time.Duration(total)
+	res.cpu = (testenv.CPUTime() - cpu0) / time.Duration(total)
 	res.stalls, res.worstStall = stalls()
 	res.rate = float64(res.received) / publishing.Seconds()
 	lat := make([]time.Duration, 0, total)
