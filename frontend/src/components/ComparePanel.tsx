@@ -154,7 +154,8 @@ function CompareChart({ testId, title, view, pick }: { testId: string; title: st
   const shape = view.lines.map((l) => `${l.vm}\u0000${l.color}`).join('\u0001');
   const height = 180;
 
-  // view.lines is read for the shape only; the data goes in below
+  const fill = (u: uPlot) => u.setData([view.t, ...view.lines.map((l) => l[pick])] as uPlot.AlignedData, true);
+  // view.lines is read for the shape only; the data goes in through fill
   const plot = useUPlot(host, height, (el, width) => {
     const series: uPlot.Series[] = [{}];
     for (const l of view.lines) series.push({ label: l.vm, stroke: l.color, width: 2, points: { show: false } });
@@ -171,11 +172,11 @@ function CompareChart({ testId, title, view, pick }: { testId: string; title: st
       [[], ...view.lines.map(() => [])],
       el,
     );
-  }, [shape]);
+  }, fill, [shape]);
 
   useLayoutEffect(() => {
-    plot.current?.setData([view.t, ...view.lines.map((l) => l[pick])] as uPlot.AlignedData, true);
-  }, [view, pick, shape]);
+    if (plot.current) fill(plot.current);
+  }, [view, pick]);
 
   return (
     <figure className="compare-chart">

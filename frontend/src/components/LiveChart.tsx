@@ -56,13 +56,16 @@ function observeWidth(u: uPlot, el: HTMLElement, height: number): () => void {
 
 /**
  * useUPlot builds a chart in host's element with build (given the element and its
- * width), keeps it as wide as the element, and destroys it when deps change or the
- * component goes. It returns the ref holding the current chart, for setData.
+ * width), fills it with fill, keeps it as wide as the element, and destroys it when
+ * deps or height change or the component goes. Since every rebuild fills the new
+ * chart, callers refill it only when their data change. It returns the ref holding
+ * the current chart.
  */
 export function useUPlot(
   host: RefObject<HTMLDivElement | null>,
   height: number,
   build: (el: HTMLDivElement, width: number) => uPlot,
+  fill: (u: uPlot) => void,
   deps: DependencyList,
 ): RefObject<uPlot | null> {
   const plot = useRef<uPlot | null>(null);
@@ -71,13 +74,14 @@ export function useUPlot(
     if (!el) return;
     const u = build(el, Math.max(200, el.clientWidth));
     plot.current = u;
+    fill(u);
     const unobserve = observeWidth(u, el, height);
     return () => {
       unobserve();
       u.destroy();
       plot.current = null;
     };
-    // build is a fresh closure each render: deps say when the chart changes
+    // build and fill are fresh closures each render: deps say when the chart changes
   }, [...deps, height]);
   return plot;
 }
@@ -100,6 +104,10 @@ export function LiveChart({ testId, label, color, t, y, yAvg, fromT, toT, height
   const range = useRef<[number, number]>([fromT, toT]);
   range.current = [fromT, toT];
 
+  const fill = (u: uPlot) => {
+    u.setData([t, y, yAvg], true);
+    if (t.length > 0) markFirstPoint();
+  };
   const plot = useUPlot(host, height, (el, width) => {
     const opts: uPlot.Options = {
       width,
@@ -131,16 +139,12 @@ export function LiveChart({ testId, label, color, t, y, yAvg, fromT, toT, height
       ],
     };
     return new uPlot(opts, [new Float64Array(0), new Float32Array(0), new Float32Array(0)], el);
-  }, [label, color]);
+  }, fill, [label, color]);
 
   // layout effect: the new data is drawn in the same frame as the numbers around it
   useLayoutEffect(() => {
-    const u = plot.current;
-    if (!u) return;
-    u.setData([t, y, yAvg], true);
-    if (t.length > 0) markFirstPoint();
-    // label and color rebuild the chart empty (a language switch): fill it again
-  }, [t, y, yAvg, fromT, toT, label, color]);
+    if (plot.current) fill(plot.current);
+  }, [t, y, yAvg, fromT, toT]);
 
   return (
     <div
